@@ -4,6 +4,8 @@
 //! builds the one tokio runtime and hands over.
 
 mod logging;
+mod server;
+mod signal;
 mod version;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +27,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the control plane: the API server on the embedded store or on etcd
+    Server(server::ServerArgs),
     /// Print the version of this binary
     Version(version::VersionArgs),
 }
@@ -47,6 +51,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
+            Command::Server(args) => server::run(args).await,
             Command::Version(args) => version::run(args),
         }
     });

@@ -57,13 +57,13 @@ impl Tokens {
     /// Reads the tokens from `dir`, creating them (and the kubeconfig pointing at
     /// `server_url`) on first start. The kubeconfig's server URL is rewritten when the
     /// listen address changed; the tokens never change.
-    pub fn load_or_create(dir: &Path, server_url: &str) -> Result<Self> {
+    pub fn load_or_create(dir: &Path, server_url: &str, ca_pem: Option<&str>) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| io(format!("create {}", dir.display()), e))?;
         let admin_path = dir.join("admin-token");
         let node_path = dir.join("node-token");
         let admin = read_or_create(&admin_path)?;
         let node = read_or_create(&node_path)?;
-        let kubeconfig = kubeconfig_yaml(server_url, &admin);
+        let kubeconfig = kubeconfig_yaml(server_url, &admin, ca_pem);
         let kc_path = dir.join("kubeconfig.yaml");
         let current = std::fs::read_to_string(&kc_path).ok();
         if current.as_deref() != Some(kubeconfig.as_str()) {
@@ -74,9 +74,18 @@ impl Tokens {
 }
 
 /// The kubeconfig for the admin: one cluster, one user, one context, all named `skiff`.
-pub fn kubeconfig_yaml(server_url: &str, token: &str) -> String {
+pub fn kubeconfig_yaml(server_url: &str, token: &str, ca_pem: Option<&str>) -> String {
+    use base64::Engine as _;
+    let ca = ca_pem
+        .map(|pem| {
+            format!(
+                "    certificate-authority-data: {}\n",
+                base64::engine::general_purpose::STANDARD.encode(pem)
+            )
+        })
+        .unwrap_or_default();
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: skiff\n  cluster:\n    server: {server_url}\nusers:\n- name: skiff-admin\n  user:\n    token: {token}\ncontexts:\n- name: skiff\n  context:\n    cluster: skiff\n    user: skiff-admin\n    namespace: default\ncurrent-context: skiff\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: skiff\n  cluster:\n{ca}    server: {server_url}\nusers:\n- name: skiff-admin\n  user:\n    token: {token}\ncontexts:\n- name: skiff\n  context:\n    cluster: skiff\n    user: skiff-admin\n    namespace: default\ncurrent-context: skiff\n"
     )
 }
 
@@ -100,7 +109,7 @@ fn read_or_create(path: &Path) -> Result<String> {
     }
 }
 
-fn write_private(path: &Path, contents: &str) -> Result<()> {
+pub(crate) fn write_private(path: &Path, contents: &str) -> Result<()> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
@@ -143,12 +152,13 @@ mod tests {
     #[test]
     fn tokens_persist_and_authenticate() {
         let dir = tempfile::tempdir().unwrap();
-        let t1 = Tokens::load_or_create(dir.path(), "http://127.0.0.1:1").unwrap();
-        let t2 = Tokens::load_or_create(dir.path(), "http://127.0.0.1:2").unwrap();
+        let t1 = Tokens::load_or_create(dir.path(), "http://127.0.0.1:1", None).unwrap();
+        let t2 = Tokens::load_or_create(dir.path(), "https://127.0.0.1:2", Some("PEM")).unwrap();
         assert_eq!(t1.admin(), t2.admin());
         assert_eq!(t1.node(), t2.node());
         let kc = std::fs::read_to_string(dir.path().join("kubeconfig.yaml")).unwrap();
-        assert!(kc.contains("http://127.0.0.1:2"));
+        assert!(kc.contains("https://127.0.0.1:2"));
+        assert!(kc.contains("certificate-authority-data: UEVN"));
         assert!(kc.contains(t1.admin()));
         let admin = format!("Bearer {}", t1.admin());
         assert_eq!(t1.authenticate(Some(&admin)), Some(Identity::Admin));

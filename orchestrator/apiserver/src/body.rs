@@ -4,7 +4,7 @@ use std::convert::Infallible;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited, combinators::UnsyncBoxBody};
+use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -12,28 +12,45 @@ use crate::error::ApiError;
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 /// Reads a request body of at most `limit` bytes (413 beyond).
+///
+/// A body over the limit is still drained (up to [`DRAIN_CAP`]) before the 413 is
+/// sent, so that a client that writes its whole body before reading gets the answer
+/// instead of a reset connection.
 pub async fn read<B>(body: B, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError>
 where
     B: hyper::body::Body<Data = Bytes>,
-    B::Error: std::error::Error + Send + Sync + 'static,
+    B::Error: std::fmt::Display,
 {
-    if let Some(len) = headers
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        if len > limit {
-            return Err(ApiError::too_large(limit));
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > DRAIN_CAP) {
+        return Err(ApiError::too_large(limit));
+    }
+    let mut body = std::pin::pin!(body);
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.as_mut().frame().await {
+        let frame = frame.map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen > DRAIN_CAP {
+                break;
+            }
+            if seen <= limit {
+                buf.extend_from_slice(&data);
+            }
         }
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::too_large(limit)),
-        Err(e) => Err(ApiError::bad_request(format!(
-            "cannot read the request body: {e}"
-        ))),
+    if seen > limit {
+        return Err(ApiError::too_large(limit));
     }
+    Ok(buf.freeze())
 }
+
+/// How much of an oversized body is read and discarded before answering 413.
+pub const DRAIN_CAP: usize = 16 * 1024 * 1024;
 
 /// The media type of a request body, without parameters.
 pub fn content_type(headers: &HeaderMap) -> String {

@@ -27,6 +27,7 @@ pub mod path;
 pub mod query;
 pub mod resources;
 pub mod server;
+pub mod tls;
 pub mod watch;
 
 pub use error::{ApiError, Error, Result};

@@ -45,6 +45,11 @@ pub struct ApiServerConfig {
     pub consistent_read_timeout: Duration,
     /// How long in-flight requests may take to finish at shutdown.
     pub shutdown_grace: Duration,
+    /// Serve HTTPS with the cluster CA (see [`crate::tls`]). kubectl sends tokens only
+    /// over TLS; plain HTTP is for in-process tests.
+    pub tls: bool,
+    /// Extra names for the server certificate (besides localhost and loopback).
+    pub tls_sans: Vec<String>,
 }
 
 impl Default for ApiServerConfig {
@@ -58,6 +63,8 @@ impl Default for ApiServerConfig {
             max_body_bytes: 3 * 1024 * 1024,
             consistent_read_timeout: Duration::from_secs(3),
             shutdown_grace: Duration::from_secs(10),
+            tls: true,
+            tls_sans: Vec::new(),
         }
     }
 }
@@ -66,6 +73,8 @@ impl Default for ApiServerConfig {
 #[derive(Debug)]
 pub struct RunningServer {
     local_addr: SocketAddr,
+    url: String,
+    ca_pem: Option<String>,
     tokens: Tokens,
     kubeconfig: PathBuf,
     tracker: TaskTracker,
@@ -76,9 +85,14 @@ impl RunningServer {
         self.local_addr
     }
 
-    /// `http://127.0.0.1:PORT`
+    /// `https://127.0.0.1:PORT` (or `http://` without TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.local_addr)
+        self.url.clone()
+    }
+
+    /// The cluster CA certificate (PEM) when serving TLS.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     pub fn tokens(&self) -> &Tokens {
@@ -118,8 +132,21 @@ pub async fn start(
         context: "read the listening address".into(),
         source: e,
     })?;
-    let url = format!("http://{local_addr}");
-    let tokens = Tokens::load_or_create(&config.data_dir, &url)?;
+    let tls = if config.tls {
+        let sans = crate::tls::default_sans(local_addr, &config.tls_sans);
+        Some(crate::tls::TlsMaterial::load_or_create(&config.data_dir, &sans)?)
+    } else {
+        None
+    };
+    // Clients reach an unspecified address (0.0.0.0) through loopback on this machine.
+    let host = if local_addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], local_addr.port()))
+    } else {
+        local_addr
+    };
+    let url = format!("{}://{host}", if tls.is_some() { "https" } else { "http" });
+    let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
+    let tokens = Tokens::load_or_create(&config.data_dir, &url, ca_pem.as_deref())?;
     let kubeconfig = crate::auth::kubeconfig_path(&config.data_dir);
 
     ensure_system_namespaces(store.as_ref()).await?;
@@ -137,20 +164,27 @@ pub async fn start(
         config,
         cancel: cancel.clone(),
     });
-    tracker.spawn(accept_loop(listener, shared, tracker.clone()));
+    let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.server_config));
+    tracker.spawn(accept_loop(listener, acceptor, shared, tracker.clone()));
     tracker.close();
     tracing::info!(%url, "API server listening");
     Ok(RunningServer {
         local_addr,
+        url,
+        ca_pem,
         tokens,
         kubeconfig,
         tracker,
     })
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTracker) {
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shared: Arc<Shared>,
+    tracker: TaskTracker,
+) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     loop {
         let accepted = tokio::select! {
             _ = shared.cancel.cancelled() => break,
@@ -167,30 +201,49 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTr
         };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
-        let service = hyper::service::service_fn(move |req| {
-            let shared = shared.clone();
-            async move { Ok::<_, std::convert::Infallible>(handle(shared, req).await) }
-        });
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
         tracker.spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            match tls {
+                Some(acceptor) => {
+                    // The handshake runs in the connection's task, never in the accept loop.
+                    let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
+                    match handshake.await {
+                        Ok(Ok(stream)) => serve_connection(stream, peer, shared, watcher).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+                None => serve_connection(stream, peer, shared, watcher).await,
             }
         });
     }
     drop(listener);
     let grace = shared.config.shutdown_grace;
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            ?grace,
-            "connections still open after the shutdown grace period"
-        );
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!(?grace, "connections still open after the shutdown grace period");
+    }
+}
+
+async fn serve_connection<S>(
+    io: S,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, std::convert::Infallible>(handle(shared, req).await) }
+    });
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let conn = builder
+        .serve_connection_with_upgrades(TokioIo::new(io), service)
+        .into_owned();
+    let conn = watcher.watch(conn);
+    if let Err(e) = conn.await {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
 }
 

@@ -81,6 +81,7 @@ impl TestServer {
             bookmark_interval: opts.bookmark_interval,
             watch_cache_events: opts.watch_cache_events,
             shutdown_grace: Duration::from_secs(2),
+            tls: false,
             ..Default::default()
         };
         let server = skiff_apiserver::start(config, store.clone(), cancel.clone())
@@ -97,14 +98,6 @@ impl TestServer {
             _dir: dir,
             _etcd: etcd,
         }
-    }
-
-    pub fn kubeconfig(&self) -> std::path::PathBuf {
-        self.server
-            .as_ref()
-            .expect("running")
-            .kubeconfig_path()
-            .to_path_buf()
     }
 
     /// Stops the server and waits for it (graceful shutdown).

@@ -1,0 +1,84 @@
+//! `skiff server`: the control plane — API server on the embedded store (default) or
+//! on etcd — until SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Args;
+use skiff_store::Store;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Directory for the embedded database, tokens and the admin kubeconfig
+    #[arg(long, value_name = "DIR", default_value = ".skiff/server")]
+    pub data_dir: PathBuf,
+
+    /// Address the API listens on
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:6443")]
+    pub listen: SocketAddr,
+
+    /// Use etcd at these client URLs instead of the embedded store (comma-separated)
+    #[arg(long, value_name = "URL,...", value_delimiter = ',')]
+    pub etcd_endpoints: Vec<String>,
+
+    /// Extra DNS names or IPs for the API's TLS certificate (localhost and loopback are always in)
+    #[arg(long = "tls-san", value_name = "NAME")]
+    pub tls_sans: Vec<String>,
+
+    /// Store revisions of history kept for watches to resume from; older ones are compacted
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub history_revisions: i64,
+}
+
+pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let cancel = CancellationToken::new();
+    let store = open_store(&args).await?;
+    let config = skiff_apiserver::ApiServerConfig {
+        listen: args.listen,
+        data_dir: args.data_dir.clone(),
+        tls_sans: args.tls_sans.clone(),
+        ..Default::default()
+    };
+    let server = skiff_apiserver::start(config, store.clone(), cancel.clone())
+        .await
+        .context("starting the API server")?;
+    let policy = skiff_store::CompactionPolicy {
+        keep_revisions: args.history_revisions,
+        ..Default::default()
+    };
+    let compactor = tokio::spawn(skiff_store::run_compactor(store, policy, cancel.clone()));
+    println!("skiff server: API at {}", server.url());
+    println!(
+        "skiff server: kubeconfig at {} (export KUBECONFIG={})",
+        server.kubeconfig_path().display(),
+        server.kubeconfig_path().display()
+    );
+    crate::signal::wait_for_shutdown().await;
+    tracing::info!("shutting down");
+    cancel.cancel();
+    server.wait().await;
+    let _ = compactor.await;
+    Ok(())
+}
+
+async fn open_store(args: &ServerArgs) -> anyhow::Result<Arc<dyn Store>> {
+    if args.etcd_endpoints.is_empty() {
+        std::fs::create_dir_all(&args.data_dir)
+            .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
+        let path = args.data_dir.join("state.db");
+        let store = skiff_store::embedded::EmbeddedStore::open(&path, Default::default())
+            .await
+            .with_context(|| format!("opening the embedded store {}", path.display()))?;
+        tracing::info!(path = %path.display(), "embedded store opened");
+        Ok(Arc::new(store))
+    } else {
+        let store = skiff_store::etcd::EtcdStore::connect(&args.etcd_endpoints, Default::default())
+            .await
+            .with_context(|| format!("connecting to etcd at {}", args.etcd_endpoints.join(",")))?;
+        tracing::info!(endpoints = %args.etcd_endpoints.join(","), "connected to etcd");
+        Ok(Arc::new(store))
+    }
+}
