@@ -32,7 +32,8 @@ where
     let mut buf = bytes::BytesMut::new();
     let mut seen = 0usize;
     while let Some(frame) = body.as_mut().frame().await {
-        let frame = frame.map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
+        let frame = frame
+            .map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
         if let Ok(data) = frame.into_data() {
             seen += data.len();
             if seen > DRAIN_CAP {

@@ -22,7 +22,7 @@ pub struct ApiError {
     pub reason: &'static str,
     pub message: String,
     /// `details.name`, `details.group`, `details.kind` when the error is about one object.
-    pub details: Option<Details>,
+    pub details: Option<Box<Details>>,
     pub causes: Vec<Cause>,
 }
 
@@ -46,11 +46,11 @@ impl ApiError {
     }
 
     pub fn with_details(mut self, group: &str, plural: &str, name: &str) -> Self {
-        self.details = Some(Details {
+        self.details = Some(Box::new(Details {
             name: name.to_string(),
             group: group.to_string(),
             kind: plural.to_string(),
-        });
+        }));
         self
     }
 
@@ -129,11 +129,11 @@ impl ApiError {
             )
             .replace(".core \"", " \""),
         );
-        err.details = Some(Details {
+        err.details = Some(Box::new(Details {
             name: name.to_string(),
             group: group.to_string(),
             kind: kind.to_string(),
-        });
+        }));
         err.causes = causes;
         err
     }

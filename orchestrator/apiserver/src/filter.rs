@@ -50,20 +50,20 @@ impl Filter {
     }
 
     pub fn matches(&self, obj: &Value) -> bool {
-        if let Some(n) = &self.name {
-            if object::name(obj) != Some(n.as_str()) {
-                return false;
-            }
+        if let Some(n) = &self.name
+            && object::name(obj) != Some(n.as_str())
+        {
+            return false;
         }
-        if let Some(l) = &self.labels {
-            if !l.matches(&object::labels(obj)) {
-                return false;
-            }
+        if let Some(l) = &self.labels
+            && !l.matches(&object::labels(obj))
+        {
+            return false;
         }
-        if let Some(f) = &self.fields {
-            if !f.matches_object(self.resource, obj) {
-                return false;
-            }
+        if let Some(f) = &self.fields
+            && !f.matches_object(self.resource, obj)
+        {
+            return false;
         }
         true
     }

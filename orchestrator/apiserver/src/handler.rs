@@ -217,11 +217,11 @@ impl Api {
     ) -> Result<Answer, ApiError> {
         check_kind(r, &mut body)?;
         check_namespace(r, ns, &mut body)?;
-        if object::name(&body).is_none_or(str::is_empty) {
-            if let Some(prefix) = object::generate_name(&body).filter(|p| !p.is_empty()) {
-                let name = object::generated_name(prefix);
-                object::metadata_mut(&mut body).insert("name".into(), name.into());
-            }
+        if object::name(&body).is_none_or(str::is_empty)
+            && let Some(prefix) = object::generate_name(&body).filter(|p| !p.is_empty())
+        {
+            let name = object::generated_name(prefix);
+            object::metadata_mut(&mut body).insert("name".into(), name.into());
         }
         let name = object::name(&body).unwrap_or_default().to_string();
         if let Some(ns) = ns.filter(|_| r.namespaced) {
@@ -294,11 +294,9 @@ impl Api {
         ns: Option<&str>,
         name: &str,
         part: Part,
-        media_type: &str,
-        body: &[u8],
+        patch: &Patch,
         q: &Query,
     ) -> Result<Answer, ApiError> {
-        let patch = Patch::parse(media_type, body)?;
         let fv = q.field_validation;
         self.write(r, ns, name, None, q.dry_run, |current| {
             let rv_before = object::resource_version(&current).map(str::to_string);
@@ -541,30 +539,30 @@ impl Api {
             let Some((current, mod_rev)) = self.read_store(&key).await? else {
                 return Err(ApiError::not_found(r.group, r.plural, name));
             };
-            if let Some(uid) = &options.precondition_uid {
-                if object::uid(&current) != Some(uid.as_str()) {
-                    return Err(ApiError::conflict(
-                        r.group,
-                        r.plural,
-                        name,
-                        &format!(
-                            "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                            object::uid(&current).unwrap_or("")
-                        ),
-                    ));
-                }
+            if let Some(uid) = &options.precondition_uid
+                && object::uid(&current) != Some(uid.as_str())
+            {
+                return Err(ApiError::conflict(
+                    r.group,
+                    r.plural,
+                    name,
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        object::uid(&current).unwrap_or("")
+                    ),
+                ));
             }
-            if let Some(rv) = options.precondition_resource_version {
-                if rv != mod_rev {
-                    return Err(ApiError::conflict(
-                        r.group,
-                        r.plural,
-                        name,
-                        &format!(
-                            "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {mod_rev}"
-                        ),
-                    ));
-                }
+            if let Some(rv) = options.precondition_resource_version
+                && rv != mod_rev
+            {
+                return Err(ApiError::conflict(
+                    r.group,
+                    r.plural,
+                    name,
+                    &format!(
+                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {mod_rev}"
+                    ),
+                ));
             }
             let mut finalizers = object::finalizers(&current);
             let policy = options.propagation_policy.or(q.propagation_policy);
@@ -795,10 +793,10 @@ fn stamp_new(r: Resource, obj: &mut Value) {
         if let Some(o) = obj.as_object_mut() {
             o.insert("status".into(), json!({"phase": "Pending"}));
         }
-    } else if resources::is(r, "", "namespaces") {
-        if let Some(o) = obj.as_object_mut() {
-            o.insert("status".into(), json!({"phase": "Active"}));
-        }
+    } else if resources::is(r, "", "namespaces")
+        && let Some(o) = obj.as_object_mut()
+    {
+        o.insert("status".into(), json!({"phase": "Active"}));
     }
 }
 

@@ -80,10 +80,10 @@ pub fn parse(path: &str) -> Option<Target> {
     }
     // `namespaces/{ns}/{plural}/…` when {plural} is a namespaced kind; otherwise the
     // path is about Namespace objects themselves (`namespaces/{name}/status`).
-    if let ["namespaces", ns, plural, tail @ ..] = rest {
-        if let Some(resource) = resources::find(group, version, plural).filter(|r| r.namespaced) {
-            return item_or_collection(resource, Some((*ns).to_string()), tail, watch);
-        }
+    if let ["namespaces", ns, plural, tail @ ..] = rest
+        && let Some(resource) = resources::find(group, version, plural).filter(|r| r.namespaced)
+    {
+        return item_or_collection(resource, Some((*ns).to_string()), tail, watch);
     }
     let [plural, tail @ ..] = rest else {
         return None;

@@ -21,7 +21,7 @@ use crate::body::{self, Body};
 use crate::cache::WatchCache;
 use crate::discovery;
 use crate::error::{ApiError, Error, Result};
-use crate::handler::{Api, DeleteOptions, Part};
+use crate::handler::{Api, DeleteOptions, Part, Patch};
 use crate::path::{self, Target};
 use crate::query::Query;
 use crate::resources;
@@ -134,7 +134,10 @@ pub async fn start(
     })?;
     let tls = if config.tls {
         let sans = crate::tls::default_sans(local_addr, &config.tls_sans);
-        Some(crate::tls::TlsMaterial::load_or_create(&config.data_dir, &sans)?)
+        Some(crate::tls::TlsMaterial::load_or_create(
+            &config.data_dir,
+            &sans,
+        )?)
     } else {
         None
     };
@@ -207,7 +210,8 @@ async fn accept_loop(
             match tls {
                 Some(acceptor) => {
                     // The handshake runs in the connection's task, never in the accept loop.
-                    let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
+                    let handshake =
+                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
                     match handshake.await {
                         Ok(Ok(stream)) => serve_connection(stream, peer, shared, watcher).await,
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
@@ -220,8 +224,14 @@ async fn accept_loop(
     }
     drop(listener);
     let grace = shared.config.shutdown_grace;
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
-        tracing::warn!(?grace, "connections still open after the shutdown grace period");
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            ?grace,
+            "connections still open after the shutdown grace period"
+        );
     }
 }
 
@@ -361,17 +371,10 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Result<Response<Body>
                 (None | Some("status"), Method::PATCH) => {
                     let part = part_of(r, subresource.as_deref())?;
                     let (headers, bytes) = read(shared, req).await?;
-                    api.patch(
-                        r,
-                        ns,
-                        &name,
-                        part,
-                        &body::content_type(&headers),
-                        &bytes,
-                        &query,
-                    )
-                    .await
-                    .map(json_ok)
+                    let patch = Patch::parse(&body::content_type(&headers), &bytes)?;
+                    api.patch(r, ns, &name, part, &patch, &query)
+                        .await
+                        .map(json_ok)
                 }
                 (None, Method::DELETE) => {
                     let (headers, bytes) = read(shared, req).await?;

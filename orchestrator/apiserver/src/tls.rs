@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -31,7 +31,8 @@ fn err(context: impl Into<String>, e: impl std::fmt::Display) -> Error {
 }
 
 fn ca_params() -> Result<CertificateParams> {
-    let mut p = CertificateParams::new(Vec::<String>::new()).map_err(|e| err("CA parameters", e))?;
+    let mut p =
+        CertificateParams::new(Vec::<String>::new()).map_err(|e| err("CA parameters", e))?;
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, "skiff-ca");
     p.distinguished_name = dn;
@@ -53,10 +54,13 @@ impl TlsMaterial {
         let p = |n: &str| tls.join(n);
 
         let ca_key = if p("ca.key").exists() {
-            KeyPair::from_pem(&read(&p("ca.key"))?).map_err(|e| err(format!("parse {}", p("ca.key").display()), e))?
+            KeyPair::from_pem(&read(&p("ca.key"))?)
+                .map_err(|e| err(format!("parse {}", p("ca.key").display()), e))?
         } else {
             let key = KeyPair::generate().map_err(|e| err("generate the CA key", e))?;
-            let cert = ca_params()?.self_signed(&key).map_err(|e| err("self-sign the CA", e))?;
+            let cert = ca_params()?
+                .self_signed(&key)
+                .map_err(|e| err("self-sign the CA", e))?;
             write_private(&p("ca.crt"), &cert.pem())?;
             write_private(&p("ca.key"), &key.serialize_pem())?;
             // A new CA invalidates any old server certificate.
@@ -76,12 +80,16 @@ impl TlsMaterial {
                     all.push(s.clone());
                 }
             }
-            let mut params = CertificateParams::new(all.clone()).map_err(|e| err("server certificate names", e))?;
+            let mut params = CertificateParams::new(all.clone())
+                .map_err(|e| err("server certificate names", e))?;
             let mut dn = DistinguishedName::new();
             dn.push(DnType::CommonName, "skiff-apiserver");
             params.distinguished_name = dn;
             params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-            params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+            params.key_usages = vec![
+                KeyUsagePurpose::DigitalSignature,
+                KeyUsagePurpose::KeyEncipherment,
+            ];
             let key = KeyPair::generate().map_err(|e| err("generate the server key", e))?;
             let issuer = Issuer::new(ca_params()?, &ca_key);
             let cert = params
@@ -115,7 +123,11 @@ impl TlsMaterial {
 /// The names a server certificate should carry for `listen`: always localhost and the
 /// loopback addresses, plus the listen address when it is a specific one.
 pub fn default_sans(listen: std::net::SocketAddr, extra: &[String]) -> Vec<String> {
-    let mut sans = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    let mut sans = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
     if !listen.ip().is_unspecified() {
         let ip = listen.ip().to_string();
         if !sans.contains(&ip) {
@@ -151,11 +163,17 @@ mod tests {
         let crt1 = std::fs::read(dir.path().join("tls/server.crt")).unwrap();
         let b = TlsMaterial::load_or_create(dir.path(), &sans).unwrap();
         assert_eq!(a.ca_pem, b.ca_pem);
-        assert_eq!(crt1, std::fs::read(dir.path().join("tls/server.crt")).unwrap());
+        assert_eq!(
+            crt1,
+            std::fs::read(dir.path().join("tls/server.crt")).unwrap()
+        );
         let more = default_sans("127.0.0.1:0".parse().unwrap(), &["skiff.example".into()]);
         let c = TlsMaterial::load_or_create(dir.path(), &more).unwrap();
         assert_eq!(a.ca_pem, c.ca_pem, "the CA survives");
-        assert_ne!(crt1, std::fs::read(dir.path().join("tls/server.crt")).unwrap());
+        assert_ne!(
+            crt1,
+            std::fs::read(dir.path().join("tls/server.crt")).unwrap()
+        );
         let names = std::fs::read_to_string(dir.path().join("tls/server.sans")).unwrap();
         assert!(names.contains("skiff.example") && names.contains("127.0.0.1"));
     }
