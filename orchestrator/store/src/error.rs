@@ -37,6 +37,8 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    #[error("cannot reach the store at {endpoints}: {reason}")]
+    Unavailable { endpoints: String, reason: String },
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[cfg(feature = "etcd")]

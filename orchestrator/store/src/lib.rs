@@ -3,18 +3,32 @@
 //! Start with [`Store`]: every backend implements it, and one conformance suite
 //! (`tests/all/conformance.rs`) holds each of them to the same behaviour.
 //!
-//! - [`embedded::EmbeddedStore`] (the default): SQLite in one file, one writer task that
-//!   group-commits, an events table feeding watches, an in-memory lease table.
+//! - [`embedded::EmbeddedStore`] (the default): SQLite in one file (WAL, fsync on every
+//!   commit). One writer thread group-commits whatever is queued, giving each transaction
+//!   its own revision; a `kv` table holds the current values, a `log` table keyed by
+//!   revision holds the history that serves reads at old revisions and watch catch-up,
+//!   and a broadcast of committed batches feeds live watches. Lease TTLs are persisted,
+//!   their deadlines live in memory.
 //! - `etcd::EtcdStore` (feature `etcd`): a thin mapping onto a real etcd ≥ 3.4.
+//! - [`compactor::run_compactor`]: trims history on a [`compactor::CompactionPolicy`];
+//!   neither etcd nor the embedded store compacts by itself.
+//! - `testing` (feature): an etcd process of its own for other crates' tests.
 //!
 //! The model is etcd's: one global, strictly increasing revision; each write
 //! transaction gets the next revision; every key remembers the revision that created
 //! it and the one that last modified it; watches replay history from any revision that
 //! has not been compacted away.
 
+pub mod compactor;
+pub mod embedded;
 mod error;
+#[cfg(feature = "etcd")]
+pub mod etcd;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod types;
 
+pub use compactor::{CompactionPolicy, run_compactor};
 pub use error::{Error, Result};
 pub use types::*;
 
@@ -26,16 +40,17 @@ use futures::Stream;
 ///
 /// It ends with `Err(Error::WatchLagged { resume_from })` if the consumer fell too far
 /// behind (resume with a new watch from that revision), `Err(Error::Compacted { .. })`
-/// if its start revision is no longer kept, or `Err(Error::Closed)` when the store
-/// shuts down. It never skips an event silently.
+/// if compaction overtook a replay still in progress, or `Err(Error::Closed)` when the
+/// store shuts down. It never skips an event silently, and it never ends without an
+/// error item (a backend error such as a lost etcd connection is one too).
 pub type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchResponse>> + Send>>;
 
 /// A key-value store with etcd's semantics.
 ///
 /// Guarantees every backend keeps (and the conformance suite checks):
 /// - Every successful write transaction gets exactly one new revision, one greater than
-///   the previous; a transaction whose compares fail, or that only reads, writes nothing
-///   and keeps the current revision.
+///   the previous; a transaction whose compares fail, that only reads, or whose writes
+///   change nothing (deleting absent keys) keeps the current revision, as in etcd.
 /// - A write is durable once its future resolves `Ok`.
 /// - Reads at `revision: None` see every write acknowledged before the read started.
 /// - `watch(range, from)` delivers every event with revision ≥ `from` in revision order,
@@ -51,14 +66,22 @@ pub trait Store: Send + Sync + 'static {
     async fn txn(&self, txn: Txn) -> Result<TxnResponse>;
 
     /// Watches a range from `from_revision` (inclusive). `from_revision` of 0 means
-    /// "from the next write".
+    /// "from the next write"; a revision beyond the current one waits for it.
+    ///
+    /// A `from_revision` below the compact revision fails here, with
+    /// [`Error::Compacted`]; the stream itself can still end with `Compacted` if a
+    /// compaction overtakes its replay of history (see [`WatchStream`]).
     async fn watch(&self, range: KeyRange, from_revision: Revision) -> Result<WatchStream>;
 
     /// Discards the history before `revision`: reads and watches below it fail with
-    /// [`Error::Compacted`]. The latest value of every key is kept.
+    /// [`Error::Compacted`]; reads at any revision from `revision` on still work. The
+    /// latest value of every key is kept. Compacting at or below the current compact
+    /// revision does nothing; above the current revision fails with
+    /// [`Error::FutureRevision`].
     async fn compact(&self, revision: Revision) -> Result<()>;
 
-    /// Grants a lease that expires `ttl_seconds` after its last keepalive.
+    /// Grants a lease that expires `ttl_seconds` after its last keepalive. etcd may
+    /// round a short TTL up to its minimum (about 2 s by default).
     async fn lease_grant(&self, ttl_seconds: i64) -> Result<LeaseId>;
 
     /// Renews a lease; returns its TTL in seconds. [`Error::LeaseNotFound`] if it expired.
@@ -69,6 +92,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// The current revision and the oldest revision still readable.
     async fn status(&self) -> Result<StoreStatus>;
+
+    /// Shuts the store down: writes already queued are committed and answered, later
+    /// calls fail with [`Error::Closed`], open watches end with `Closed`. Dropping the
+    /// last handle does the same without waiting.
+    async fn close(&self) -> Result<()> {
+        Ok(())
+    }
 
     // Conveniences over `range` and `txn`; backends need not override them.
 
@@ -165,4 +195,3 @@ pub trait Store: Send + Sync + 'static {
         }
     }
 }
-pub mod embedded;

@@ -1,6 +1,9 @@
 //! The values that cross the [`crate::Store`] trait.
 
-/// A store revision: 1 for the first write, strictly increasing. 0 means "none".
+use crate::{Error, Result};
+
+/// A store revision: strictly increasing, one per write transaction. 0 means "none".
+/// The embedded store's first write is revision 1; etcd's is 2 (an empty etcd is at 1).
 pub type Revision = i64;
 
 /// A lease's id, chosen by the store; never 0.
@@ -61,6 +64,15 @@ impl KeyRange {
         self.end.is_empty()
     }
 
+    /// Refuses the empty key: a single-key range needs a key (an empty `start` is only
+    /// meaningful with an `end`, as in "every key").
+    pub fn validate(&self) -> Result<()> {
+        if self.start.is_empty() && self.end.is_empty() {
+            return Err(Error::InvalidRequest("empty key".into()));
+        }
+        Ok(())
+    }
+
     /// Whether `key` falls in this range.
     pub fn contains(&self, key: &[u8]) -> bool {
         if self.end.is_empty() {
@@ -93,6 +105,7 @@ pub struct RangeOptions {
     /// the kept history and `FutureRevision` above the current revision.
     pub revision: Option<Revision>,
     /// Return at most this many keys (in key order); `more` tells whether there are more.
+    /// `Some(0)` means no limit, as in etcd.
     pub limit: Option<usize>,
     /// Return only the count, no keys.
     pub count_only: bool,
@@ -248,6 +261,70 @@ impl Txn {
             .chain(&self.failure)
             .all(|op| matches!(op, Op::Get(_)))
     }
+
+    /// Checks what every backend refuses before touching storage, as etcd does: empty
+    /// keys, values over [`MAX_VALUE_BYTES`], and a branch that writes the same key twice
+    /// (two puts, or a put inside a deleted range). Both branches are checked, so a
+    /// refused transaction never writes anything.
+    pub fn validate(&self) -> Result<()> {
+        for compare in &self.compares {
+            if compare.key.is_empty() {
+                return Err(Error::InvalidRequest("a compare has an empty key".into()));
+            }
+        }
+        for (branch, ops) in [("success", &self.success), ("failure", &self.failure)] {
+            for op in ops.iter() {
+                match op {
+                    Op::Put { key, value, .. } => {
+                        if key.is_empty() {
+                            return Err(Error::InvalidRequest(format!(
+                                "a put in the {branch} branch has an empty key"
+                            )));
+                        }
+                        check_value_size(key, value)?;
+                    }
+                    Op::Delete(range) | Op::Get(range) => range.validate()?,
+                }
+            }
+            let mut puts: Vec<&[u8]> = ops
+                .iter()
+                .filter_map(|op| match op {
+                    Op::Put { key, .. } => Some(key.as_slice()),
+                    _ => None,
+                })
+                .collect();
+            puts.sort_unstable();
+            if let Some(pair) = puts.windows(2).find(|pair| pair[0] == pair[1]) {
+                return Err(Error::InvalidRequest(format!(
+                    "the {branch} branch puts key {:?} twice",
+                    String::from_utf8_lossy(pair[0])
+                )));
+            }
+            for op in ops.iter() {
+                if let Op::Delete(range) = op
+                    && let Some(key) = puts.iter().find(|key| range.contains(key))
+                {
+                    return Err(Error::InvalidRequest(format!(
+                        "the {branch} branch both puts and deletes key {:?}",
+                        String::from_utf8_lossy(key)
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Refuses a value over [`MAX_VALUE_BYTES`].
+pub(crate) fn check_value_size(key: &[u8], value: &[u8]) -> Result<()> {
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(Error::ValueTooLarge {
+            key: String::from_utf8_lossy(key).into_owned(),
+            size: value.len(),
+            limit: MAX_VALUE_BYTES,
+        });
+    }
+    Ok(())
 }
 
 /// The result of one [`Op`], in the order of the branch that ran.
@@ -348,6 +425,51 @@ mod tests {
         let one = KeyRange::key("k");
         assert!(one.contains(b"k"));
         assert!(!one.contains(b"k2"));
+    }
+
+    #[test]
+    fn validate_refuses_what_etcd_refuses() {
+        let ok = Txn::new()
+            .when(Compare::version("a", CompareOp::Equal, 0))
+            .success(Op::put("a", b"1".to_vec()))
+            .success(Op::put("b", b"2".to_vec()))
+            .success(Op::Delete(KeyRange::prefix("c")))
+            .failure(Op::put("a", b"3".to_vec()));
+        assert!(ok.validate().is_ok());
+        let bad: Vec<(&str, Txn)> = vec![
+            ("empty put key", Txn::new().success(Op::put("", vec![]))),
+            ("empty get key", Txn::new().failure(Op::get(""))),
+            (
+                "empty compare key",
+                Txn::new().when(Compare::version("", CompareOp::Equal, 0)),
+            ),
+            (
+                "duplicate put",
+                Txn::new()
+                    .success(Op::put("a", vec![]))
+                    .success(Op::put("a", vec![])),
+            ),
+            (
+                "put inside a deleted range",
+                Txn::new()
+                    .success(Op::Delete(KeyRange::prefix("/p/")))
+                    .success(Op::put("/p/x", vec![])),
+            ),
+            (
+                "value too large in the branch that may not run",
+                Txn::new().failure(Op::put("a", vec![0; MAX_VALUE_BYTES + 1])),
+            ),
+        ];
+        for (what, txn) in bad {
+            assert!(txn.validate().is_err(), "{what} was accepted");
+        }
+        assert!(
+            Txn::new()
+                .success(Op::put("a", vec![0; MAX_VALUE_BYTES]))
+                .validate()
+                .is_ok()
+        );
+        assert!(KeyRange::prefix("").validate().is_ok());
     }
 
     #[test]
