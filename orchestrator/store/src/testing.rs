@@ -36,7 +36,9 @@ impl EtcdProcess {
             }
             last_log = proc.log_tail();
         }
-        Err(format!("etcd did not start; its log ends with:\n{last_log}"))
+        Err(format!(
+            "etcd did not start; its log ends with:\n{last_log}"
+        ))
     }
 
     fn spawn() -> Result<Self, String> {
