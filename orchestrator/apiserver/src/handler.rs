@@ -30,6 +30,9 @@ pub struct Api {
     pub store: Arc<dyn Store>,
     pub cache: Arc<WatchCache>,
     pub consistent_read_timeout: Duration,
+    /// How the server reaches node agents (`pods/log`), and the token it shows them.
+    pub agent_client: crate::logs::AgentClient,
+    pub node_token: String,
 }
 
 impl std::fmt::Debug for Api {
@@ -81,6 +84,17 @@ impl Api {
             Some(o) => Ok(ok((*o).clone())),
             None => Err(ApiError::not_found(r.group, r.plural, name)),
         }
+    }
+
+    /// One object, current, straight from the store.
+    pub async fn get_object(
+        &self,
+        r: Resource,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Value>, ApiError> {
+        let key = resources::key(r, ns.filter(|_| r.namespaced), name)?;
+        Ok(self.read_store(&key).await?.map(|(v, _)| v))
     }
 
     /// One object straight from the store, with its mod revision.

@@ -22,6 +22,7 @@ pub mod discovery;
 pub mod error;
 pub mod filter;
 pub mod handler;
+pub mod logs;
 pub mod object;
 pub mod path;
 pub mod query;

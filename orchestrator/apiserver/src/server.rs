@@ -162,6 +162,8 @@ pub async fn start(
             store,
             cache,
             consistent_read_timeout: config.consistent_read_timeout,
+            agent_client: crate::logs::agent_client(),
+            node_token: tokens.node().to_string(),
         }),
         tokens: tokens.clone(),
         config,
@@ -408,9 +410,7 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Result<Response<Body>
                     api.bind(r, ns, &name, obj).await.map(json_ok)
                 }
                 (Some("log"), Method::GET) if resources::is(r, "", "pods") => {
-                    Err(ApiError::service_unavailable(format!(
-                        "logs of pod {name} are not available: no node agent serves logs yet"
-                    )))
+                    crate::logs::proxy(api, r, ns, &name, &query).await
                 }
                 (Some(sub), m) if r.subresource(sub).is_some() => Err(
                     ApiError::method_not_allowed(&m, &format!("{}/{sub}", r.plural)),

@@ -26,6 +26,7 @@ pub enum Backend {
 pub struct TestServer {
     pub url: String,
     pub token: String,
+    pub node_token: String,
     pub store: Arc<dyn Store>,
     client: Client<HttpConnector, Full<Bytes>>,
     cancel: CancellationToken,
@@ -91,6 +92,7 @@ impl TestServer {
         Self {
             url: server.url(),
             token: server.tokens().admin().to_string(),
+            node_token: server.tokens().node().to_string(),
             store,
             client,
             cancel,
