@@ -12,4 +12,4 @@ export RUST_LIB_BACKTRACE=0
 
 make --no-print-directory lint
 start_etcd
-cargo test --workspace --all-targets
+cargo test --workspace

@@ -24,10 +24,12 @@ pub mod filter;
 pub mod handler;
 pub mod logs;
 pub mod object;
+pub mod openapi;
 pub mod path;
 pub mod query;
 pub mod resources;
 pub mod server;
+pub mod table;
 pub mod tls;
 pub mod watch;
 

@@ -104,6 +104,8 @@ pub struct Query {
     pub since_seconds: Option<i64>,
     pub timestamps: bool,
     pub previous: bool,
+    /// Table rows' object: `None`, `Metadata` (default) or `Object`.
+    pub include_object: crate::table::IncludeObject,
 }
 
 fn parse_bool(name: &str, v: &str) -> Result<bool, ApiError> {
@@ -187,9 +189,21 @@ impl Query {
                 "sinceSeconds" => q.since_seconds = Some(parse_int(k, v)?),
                 "timestamps" => q.timestamps = parse_bool(k, v)?,
                 "previous" => q.previous = parse_bool(k, v)?,
+                "includeObject" => {
+                    q.include_object = match v.as_str() {
+                        "None" => crate::table::IncludeObject::None,
+                        "Metadata" | "" => crate::table::IncludeObject::Metadata,
+                        "Object" => crate::table::IncludeObject::Object,
+                        other => {
+                            return Err(ApiError::bad_request(format!(
+                                "includeObject: Unsupported value: {other:?}: supported values: \"None\", \"Metadata\", \"Object\""
+                            )));
+                        }
+                    }
+                }
                 // Accepted and without effect here: pretty printing, server-side apply's
                 // force flag, orphanDependents (deprecated; propagationPolicy wins).
-                "pretty" | "force" | "orphanDependents" | "hash" | "includeObject" => {}
+                "pretty" | "force" | "orphanDependents" | "hash" => {}
                 _ => {}
             }
         }

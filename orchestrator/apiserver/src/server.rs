@@ -25,6 +25,7 @@ use crate::handler::{Api, DeleteOptions, Part, Patch};
 use crate::path::{self, Target};
 use crate::query::Query;
 use crate::resources;
+use crate::table::{self, Format};
 use crate::watch::{self, WatchConfig};
 
 /// How the server runs. `Default` suits a single machine.
@@ -286,6 +287,11 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Result<Response<Body>
     let target = target.ok_or_else(|| ApiError::path_not_found(req.uri().path()))?;
     let query = Query::parse(req.uri().query())?;
     let method = req.method().clone();
+    let format = table::negotiate(
+        req.headers()
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok()),
+    );
     let api = &shared.api;
     let json_ok = |(status, value, warnings): (StatusCode, serde_json::Value, Vec<String>)| {
         body::json(status, &value, &warnings)
@@ -302,7 +308,9 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Result<Response<Body>
         Target::ResourceList { group, version } => discovery::resource_list(&group, &version)
             .map(|v| body::json(StatusCode::OK, &v, &[]))
             .ok_or_else(|| ApiError::path_not_found(req.uri().path())),
-        Target::OpenApi(_) => Err(ApiError::path_not_found(req.uri().path())),
+        Target::OpenApi(rest) => crate::openapi::serve(&rest)
+            .map(|v| body::json(StatusCode::OK, &v, &[]))
+            .ok_or_else(|| ApiError::path_not_found(req.uri().path())),
 
         Target::Collection {
             resource: r,
@@ -318,12 +326,16 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Result<Response<Body>
                         ns,
                         None,
                         &query,
-                        watch_config(shared),
+                        watch_config(shared, format),
                         shared.cancel.clone(),
                     )
                     .await
                 }
-                Method::GET => api.list(r, ns, &query).await.map(json_ok),
+                Method::GET => api
+                    .list(r, ns, &query)
+                    .await
+                    .map(|a| as_table(r, a, format, &query))
+                    .map(json_ok),
                 Method::POST => {
                     let (headers, bytes) = read(shared, req).await?;
                     let obj = body::decode_object(&bytes, &body::content_type(&headers))?;
@@ -356,12 +368,16 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Result<Response<Body>
                         ns,
                         Some(&name),
                         &query,
-                        watch_config(shared),
+                        watch_config(shared, format),
                         shared.cancel.clone(),
                     )
                     .await
                 }
-                (None, Method::GET) => api.get(r, ns, &name, &query).await.map(json_ok),
+                (None, Method::GET) => api
+                    .get(r, ns, &name, &query)
+                    .await
+                    .map(|a| as_table(r, a, format, &query))
+                    .map(json_ok),
                 (None | Some("status"), Method::PUT) => {
                     let part = part_of(r, subresource.as_deref())?;
                     let (headers, bytes) = read(shared, req).await?;
@@ -433,11 +449,55 @@ fn part_of(r: resources::Resource, sub: Option<&str>) -> Result<Part, ApiError> 
     }
 }
 
-fn watch_config(shared: &Shared) -> WatchConfig {
+fn watch_config(shared: &Shared, format: Format) -> WatchConfig {
     WatchConfig {
         bookmark_interval: shared.config.bookmark_interval,
         default_timeout: shared.config.watch_timeout,
+        format,
     }
+}
+
+/// A get or list answer as a Table when the client asked for one.
+fn as_table(
+    r: resources::Resource,
+    (status, value, warnings): (StatusCode, serde_json::Value, Vec<String>),
+    format: Format,
+    query: &Query,
+) -> (StatusCode, serde_json::Value, Vec<String>) {
+    let Format::Table(version) = format else {
+        return (status, value, warnings);
+    };
+    let rv = value
+        .pointer("/metadata/resourceVersion")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string);
+    let table = match value.get("items").and_then(serde_json::Value::as_array) {
+        Some(items) => {
+            let refs: Vec<&serde_json::Value> = items.iter().collect();
+            let cont = value
+                .pointer("/metadata/continue")
+                .and_then(serde_json::Value::as_str);
+            table::table(
+                r,
+                &refs,
+                rv.as_deref(),
+                cont,
+                query.include_object,
+                version,
+                true,
+            )
+        }
+        None => table::table(
+            r,
+            &[&value],
+            rv.as_deref(),
+            None,
+            query.include_object,
+            version,
+            true,
+        ),
+    };
+    (status, table, warnings)
 }
 
 async fn read(

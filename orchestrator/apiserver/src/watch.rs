@@ -41,6 +41,8 @@ pub struct WatchConfig {
     pub bookmark_interval: Duration,
     /// Used when the client gives no timeoutSeconds.
     pub default_timeout: Duration,
+    /// JSON objects, or one-row Tables (kubectl get -w).
+    pub format: crate::table::Format,
 }
 
 enum Source {
@@ -58,6 +60,36 @@ struct State {
     revision: Revision,
     cancel: CancellationToken,
     done: bool,
+    encoder: Encoder,
+}
+
+/// Turns events into lines, as JSON objects or as one-row Tables (column definitions
+/// only in the first, as Kubernetes does).
+struct Encoder {
+    r: Resource,
+    table: Option<(&'static str, crate::table::IncludeObject)>,
+    columns_sent: bool,
+}
+
+impl Encoder {
+    fn event(&mut self, kind: &str, object: &Value) -> Bytes {
+        match self.table {
+            Some((version, include)) if kind != "BOOKMARK" && kind != "ERROR" => {
+                let t = crate::table::table(
+                    self.r,
+                    &[object],
+                    object::resource_version(object),
+                    None,
+                    include,
+                    version,
+                    !self.columns_sent,
+                );
+                self.columns_sent = true;
+                encode(kind, &t)
+            }
+            _ => encode(kind, object),
+        }
+    }
 }
 
 /// Starts a watch; errors known before streaming (bad selectors, 410) are returned as
@@ -81,6 +113,14 @@ pub async fn start(
         None => matches!(q.resource_version.as_deref(), None | Some("0")),
     };
     let mut pending = VecDeque::new();
+    let mut encoder = Encoder {
+        r,
+        table: match config.format {
+            crate::table::Format::Table(v) => Some((v, q.include_object)),
+            crate::table::Format::Json => None,
+        },
+        columns_sent: false,
+    };
 
     let (source, revision) = if initial_wanted {
         // The state now, as ADDED events, then changes after it.
@@ -100,11 +140,11 @@ pub async fn start(
         let (objects, revision) = api.cache.list(&prefix);
         for o in objects {
             if filter.matches(&o.object) {
-                pending.push_back(encode("ADDED", &o.object));
+                pending.push_back(encoder.event("ADDED", &o.object));
             }
         }
         if q.send_initial_events == Some(true) {
-            pending.push_back(encode("BOOKMARK", &bookmark(r, revision, true)));
+            pending.push_back(encoder.event("BOOKMARK", &bookmark(r, revision, true)));
         }
         let watcher = api
             .cache
@@ -158,6 +198,7 @@ pub async fn start(
         revision,
         cancel,
         done: false,
+        encoder,
     };
     let stream = futures::stream::unfold(state, next_frame);
     let body = StreamBody::new(stream).boxed_unsync();
@@ -196,20 +237,23 @@ async fn next_frame(mut st: State) -> Option<(Result<Frame<Bytes>, Infallible>, 
                 };
                 st.revision = st.revision.max(rev);
                 let b = bookmark(st.r, st.revision, false);
-                st.pending.push_back(encode("BOOKMARK", &b));
+                let line = st.encoder.event("BOOKMARK", &b);
+                st.pending.push_back(line);
             }
             batch = next_events(&mut st.source) => match batch {
                 Ok(Some((events, rev))) => {
                     st.revision = st.revision.max(rev);
                     for ev in events {
                         if let Some((kind, obj)) = transition(&st.filter, &ev) {
-                            st.pending.push_back(encode(kind, &obj));
+                            let line = st.encoder.event(kind, &obj);
+                            st.pending.push_back(line);
                         }
                     }
                 }
                 Ok(None) => st.done = true,
                 Err(status) => {
-                    st.pending.push_back(encode("ERROR", &status));
+                    let line = st.encoder.event("ERROR", &status);
+                    st.pending.push_back(line);
                     st.done = true;
                 }
             },

@@ -5,6 +5,7 @@
 
 mod harness;
 mod logs;
+mod printing;
 mod rest;
 mod watch;
 
