@@ -124,6 +124,15 @@ pub enum Error {
         errors: Vec<FieldError>,
     },
 
+    /// A strategic merge patch that cannot be applied ([`crate::strategic_merge::apply`]).
+    #[error("invalid strategic merge patch at {path}: {message}")]
+    Patch {
+        /// Where in the patch: `spec.template.spec.containers[1]`, `spec.$patch`.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+
     /// A typed object failed to serialise (it cannot for the kinds Skiff serves; kept so
     /// that nothing panics).
     #[error("cannot serialize {kind}: {source}")]

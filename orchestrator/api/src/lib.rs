@@ -16,6 +16,10 @@
 //!    [`validation::invalid_status`] builds the 422 `Status` body.
 //! 4. [`registry::storage_key`] — where the object lives in the store.
 //!
+//! A `PATCH` in `application/strategic-merge-patch+json` (what `kubectl apply` sends the
+//! second time) goes through [`strategic_merge::apply`] first, which merges it into the
+//! stored object by Kubernetes' rules; the result then takes steps 1–3.
+//!
 //! Lists and watches use [`selector`] (label and field selectors); the deployment
 //! controller names ReplicaSets with [`template_hash::pod_template_hash`]; the scheduler
 //! sums requests with [`quantity`].
@@ -29,6 +33,7 @@ pub mod object;
 pub mod quantity;
 pub mod registry;
 pub mod selector;
+pub mod strategic_merge;
 pub mod template_hash;
 pub mod validation;
 

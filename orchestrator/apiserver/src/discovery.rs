@@ -167,3 +167,164 @@ mod tests {
         assert_eq!(scale["group"], "autoscaling");
     }
 }
+
+/// Which discovery document a client asked for in `Accept`, in its order of preference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiscoveryFormat {
+    Legacy,
+    /// `apidiscovery.k8s.io` aggregated discovery, `v2` or `v2beta1`.
+    Aggregated(&'static str),
+}
+
+pub fn negotiate(accept: Option<&str>) -> DiscoveryFormat {
+    let Some(accept) = accept else {
+        return DiscoveryFormat::Legacy;
+    };
+    for part in accept.split(',') {
+        let mut params = part.split(';').map(str::trim);
+        let media = params.next().unwrap_or("");
+        if media != "application/json" && media != "*/*" {
+            continue;
+        }
+        let (mut r#as, mut g, mut v) = (None, None, None);
+        for p in params {
+            match p.split_once('=') {
+                Some(("as", x)) => r#as = Some(x),
+                Some(("g", x)) => g = Some(x),
+                Some(("v", x)) => v = Some(x),
+                _ => {}
+            }
+        }
+        match (r#as, g, v) {
+            (None, _, _) => return DiscoveryFormat::Legacy,
+            (Some("APIGroupDiscoveryList"), Some("apidiscovery.k8s.io"), Some("v2")) => {
+                return DiscoveryFormat::Aggregated("v2");
+            }
+            (Some("APIGroupDiscoveryList"), Some("apidiscovery.k8s.io"), Some("v2beta1")) => {
+                return DiscoveryFormat::Aggregated("v2beta1");
+            }
+            _ => continue,
+        }
+    }
+    DiscoveryFormat::Legacy
+}
+
+/// The media type of an aggregated discovery answer.
+pub fn aggregated_content_type(version: &str) -> String {
+    format!("application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList")
+}
+
+/// Aggregated discovery: `/api` (core only) or `/apis` (every named group).
+pub fn aggregated(core: bool, version: &str) -> Value {
+    let mut items = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for (g, _) in registry::group_versions() {
+        if core != g.is_empty() || seen.contains(&g) {
+            continue;
+        }
+        seen.push(g);
+        let versions: Vec<Value> = registry::group_versions()
+            .into_iter()
+            .filter(|(gg, _)| *gg == g)
+            .map(|(_, v)| {
+                let resources: Vec<Value> = registry::resources_in(g, v)
+                    .into_iter()
+                    .map(|r| {
+                        let subresources: Vec<Value> = r
+                            .subresources
+                            .iter()
+                            .map(|s| {
+                                json!({
+                                    "subresource": s.name,
+                                    "responseKind": {"group": s.group, "version": s.version, "kind": s.kind},
+                                    "verbs": s.verbs,
+                                })
+                            })
+                            .collect();
+                        let mut e = json!({
+                            "resource": r.plural,
+                            "responseKind": {"group": r.group, "version": r.version, "kind": r.kind},
+                            "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+                            "singularResource": r.singular,
+                            "verbs": r.verbs,
+                        });
+                        if !r.short_names.is_empty() {
+                            e["shortNames"] = json!(r.short_names);
+                        }
+                        if !r.categories.is_empty() {
+                            e["categories"] = json!(r.categories);
+                        }
+                        if !subresources.is_empty() {
+                            e["subresources"] = json!(subresources);
+                        }
+                        e
+                    })
+                    .collect();
+                json!({"version": v, "resources": resources, "freshness": "Current"})
+            })
+            .collect();
+        let mut item = json!({"metadata": {"creationTimestamp": null}, "versions": versions});
+        if !g.is_empty() {
+            item["metadata"]["name"] = g.into();
+        }
+        items.push(item);
+    }
+    json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": format!("apidiscovery.k8s.io/{version}"),
+        "metadata": {},
+        "items": items,
+    })
+}
+
+#[cfg(test)]
+mod aggregated_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn negotiation_answers_what_was_asked() {
+        let kubectl = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+        assert_eq!(negotiate(Some(kubectl)), DiscoveryFormat::Aggregated("v2"));
+        let old = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+        assert_eq!(negotiate(Some(old)), DiscoveryFormat::Aggregated("v2beta1"));
+        assert_eq!(negotiate(Some("application/json")), DiscoveryFormat::Legacy);
+        assert_eq!(negotiate(None), DiscoveryFormat::Legacy);
+        assert_eq!(
+            negotiate(Some(
+                "application/json;g=apidiscovery.k8s.io;v=v3;as=APIGroupDiscoveryList"
+            )),
+            DiscoveryFormat::Legacy
+        );
+    }
+
+    #[test]
+    fn aggregated_lists_resources_with_subresources() {
+        let apis = aggregated(false, "v2");
+        let apps = apis["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["metadata"]["name"] == "apps")
+            .unwrap();
+        let deploy = apps["versions"][0]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resource"] == "deployments")
+            .unwrap();
+        assert_eq!(deploy["scope"], "Namespaced");
+        assert_eq!(deploy["shortNames"], json!(["deploy"]));
+        assert!(
+            deploy["subresources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["subresource"] == "scale")
+        );
+        let core = aggregated(true, "v2beta1");
+        assert_eq!(core["apiVersion"], "apidiscovery.k8s.io/v2beta1");
+        assert_eq!(core["items"].as_array().unwrap().len(), 1);
+        assert!(core["items"][0]["metadata"].get("name").is_none());
+    }
+}

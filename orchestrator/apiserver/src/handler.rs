@@ -314,7 +314,7 @@ impl Api {
         let fv = q.field_validation;
         self.write(r, ns, name, None, q.dry_run, |current| {
             let rv_before = object::resource_version(&current).map(str::to_string);
-            let patched = patch.apply(&current)?;
+            let patched = patch.apply(Some(r), &current)?;
             let rv_after = object::resource_version(&patched).map(str::to_string);
             if rv_after.is_some() && rv_after != rv_before {
                 return Err(ApiError::stale(r.group, r.plural, name));
@@ -434,7 +434,7 @@ impl Api {
             .write(r, ns, name, None, q.dry_run, |current| {
                 let scale = scale_of(&current);
                 let new_scale = match (&patch, &put_body) {
-                    (Some(p), _) => p.apply(&scale)?,
+                    (Some(p), _) => p.apply(None, &scale)?,
                     (None, Some(b)) => {
                         let rv = object::resource_version(b);
                         if rv.is_some_and(|rv| {
@@ -1017,6 +1017,8 @@ fn selector_string(sel: &Value) -> String {
 pub enum Patch {
     Json(json_patch::Patch),
     Merge(Value),
+    /// Kubernetes' strategic merge patch (skiff-api's `strategic_merge`).
+    Strategic(Value),
 }
 
 impl Patch {
@@ -1028,21 +1030,30 @@ impl Patch {
             "application/merge-patch+json" => serde_json::from_slice(body)
                 .map(Patch::Merge)
                 .map_err(|e| ApiError::bad_request(format!("invalid JSON merge patch: {e}"))),
-            "application/strategic-merge-patch+json" => Err(ApiError::unsupported_media_type(
-                "strategic merge patch is not supported yet: use --type=merge or --type=json",
-            )),
+            "application/strategic-merge-patch+json" => serde_json::from_slice(body)
+                .map(Patch::Strategic)
+                .map_err(|e| ApiError::bad_request(format!("invalid strategic merge patch: {e}"))),
             "application/apply-patch+yaml" => Err(ApiError::unsupported_media_type(
                 "server-side apply is not supported: use client-side apply (kubectl apply without --server-side)",
             )),
             other => Err(ApiError::unsupported_media_type(format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json (got {other:?})"
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {other:?})"
             ))),
         }
     }
 
-    pub fn apply(&self, current: &Value) -> Result<Value, ApiError> {
+    /// Applies the patch to `current`, an object of `r` (`None`: a subresource kind such
+    /// as Scale, which has no merge strategies: strategic patches merge plainly).
+    pub fn apply(&self, r: Option<Resource>, current: &Value) -> Result<Value, ApiError> {
         let mut doc = current.clone();
         match self {
+            Patch::Strategic(p) => match r {
+                Some(r) => {
+                    doc = skiff_api::strategic_merge::apply(r, current, p)
+                        .map_err(admission::api_error)?;
+                }
+                None => json_patch::merge(&mut doc, p),
+            },
             Patch::Json(p) => json_patch::patch(&mut doc, p).map_err(|e| {
                 ApiError::invalid(
                     "Patch",
@@ -1177,11 +1188,11 @@ mod tests {
             Patch::parse("application/json-patch+json", b"[]"),
             Ok(Patch::Json(_))
         ));
-        for mt in [
-            "application/strategic-merge-patch+json",
-            "application/apply-patch+yaml",
-            "text/plain",
-        ] {
+        assert!(matches!(
+            Patch::parse("application/strategic-merge-patch+json", b"{}"),
+            Ok(Patch::Strategic(_))
+        ));
+        for mt in ["application/apply-patch+yaml", "text/plain"] {
             assert_eq!(
                 Patch::parse(mt, b"{}").err().unwrap().code,
                 StatusCode::UNSUPPORTED_MEDIA_TYPE

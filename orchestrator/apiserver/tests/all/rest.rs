@@ -240,7 +240,7 @@ async fn patches(s: TestServer) {
         )
         .await;
     assert_eq!(st, StatusCode::CONFLICT);
-    // Strategic merge patch is not served yet: 415 that says so.
+    // Strategic merge patch on a map.
     let (st, body) = s
         .patch(
             &format!("{CMS}/c"),
@@ -248,8 +248,25 @@ async fn patches(s: TestServer) {
             json!({"data": {"q": "1"}}),
         )
         .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["q"], "1");
+    assert_eq!(body["data"]["b"], "x");
+    // Server-side apply is not served: 415 pointing to client-side apply.
+    let (st, body) = s
+        .patch(
+            &format!("{CMS}/c"),
+            "application/apply-patch+yaml",
+            json!({}),
+        )
+        .await;
     assert_eq!(st, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(body["reason"], "UnsupportedMediaType");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("client-side apply")
+    );
     // A patch that makes the object invalid is refused with the field named.
     let (st, body) = s
         .patch(
@@ -667,4 +684,45 @@ async fn system_namespaces_and_discovery(s: TestServer) {
     // Cluster-scoped kinds refuse a namespace.
     let (st, _) = s.post("/api/v1/nodes", json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n", "namespace": "default"}})).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
+}
+
+on_both_stores!(strategic_merge_patch_as_kubectl_apply_sends_it);
+
+/// The second `kubectl apply` of a Deployment that changes the image and drops an env var.
+async fn strategic_merge_patch_as_kubectl_apply_sends_it(s: TestServer) {
+    let mut d = deployment("web", 2);
+    d["spec"]["template"]["spec"]["containers"][0]["env"] =
+        json!([{"name": "OLD", "value": "1"}, {"name": "KEEP", "value": "2"}]);
+    let (st, _) = s.post(DEPLOYS, d).await;
+    assert_eq!(st, StatusCode::CREATED);
+    let patch = json!({"spec": {"template": {"spec": {
+        "$setElementOrder/containers": [{"name": "main"}],
+        "containers": [{"name": "main", "image": "file:///v2.wasm", "env": [{"$patch": "delete", "name": "OLD"}]}]
+    }}}});
+    let (st, p) = s
+        .patch(
+            &format!("{DEPLOYS}/web"),
+            "application/strategic-merge-patch+json",
+            patch,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{p}");
+    let c = &p["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["image"], "file:///v2.wasm");
+    assert_eq!(c["env"], json!([{"name": "KEEP", "value": "2"}]));
+    assert_eq!(p["spec"]["replicas"], 2);
+    assert_eq!(p["metadata"]["generation"], 2);
+    // A list element without its merge key is a 400 naming where.
+    let (st, body) = s
+        .patch(
+            &format!("{DEPLOYS}/web"),
+            "application/strategic-merge-patch+json",
+            json!({"spec": {"template": {"spec": {"containers": [{"image": "x"}]}}}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("containers"),
+        "{body}"
+    );
 }
