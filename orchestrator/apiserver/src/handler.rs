@@ -12,7 +12,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use http::StatusCode;
 use serde_json::{Map, Value, json};
-use skiff_store::{KeyRange, RangeOptions, Revision, Store};
+use skiff_store::{Compare, CompareOp, KeyRange, LeaseId, Op, RangeOptions, Revision, Store, Txn};
 
 use crate::admission;
 use crate::cache::{self, WatchCache};
@@ -28,6 +28,10 @@ const MAX_CAS_RETRIES: usize = 16;
 /// What handlers share.
 pub struct Api {
     pub store: Arc<dyn Store>,
+    /// How long Events live.
+    pub event_ttl: Duration,
+    /// The shared lease of recent Events and when it was granted.
+    pub event_lease: std::sync::Mutex<Option<(LeaseId, tokio::time::Instant)>>,
     pub cache: Arc<WatchCache>,
     pub consistent_read_timeout: Duration,
     /// How the server reaches node agents (`pods/log`), and the token it shows them.
@@ -39,6 +43,13 @@ impl std::fmt::Debug for Api {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Api").finish_non_exhaustive()
     }
+}
+
+/// An object as stored, with its revision and lease.
+struct Stored {
+    object: Value,
+    mod_revision: Revision,
+    lease: Option<LeaseId>,
 }
 
 /// A successful answer: status, body, warnings.
@@ -99,10 +110,57 @@ impl Api {
 
     /// One object straight from the store, with its mod revision.
     async fn read_store(&self, key: &str) -> Result<Option<(Value, Revision)>, ApiError> {
+        Ok(self
+            .read_stored(key)
+            .await?
+            .map(|s| (s.object, s.mod_revision)))
+    }
+
+    /// One object straight from the store with what a compare-and-swap needs.
+    async fn read_stored(&self, key: &str) -> Result<Option<Stored>, ApiError> {
         let (kv, _) = self.store.get(key.as_bytes()).await?;
         Ok(kv.and_then(|kv| {
-            cache::decode(&kv, kv.mod_revision).map(|v| ((*v).clone(), kv.mod_revision))
+            cache::decode(&kv, kv.mod_revision).map(|v| Stored {
+                object: (*v).clone(),
+                mod_revision: kv.mod_revision,
+                lease: kv.lease,
+            })
         }))
+    }
+
+    /// Writes `obj` if the key is still at `mod_revision`, keeping its lease (an
+    /// Event's TTL survives updates). `Ok(None)` when the compare failed.
+    async fn cas_put(
+        &self,
+        key: &str,
+        mod_revision: Revision,
+        lease: Option<LeaseId>,
+        obj: &Value,
+    ) -> Result<Option<Revision>, ApiError> {
+        let txn = Txn::new()
+            .when(Compare::mod_revision(key, CompareOp::Equal, mod_revision))
+            .success(Op::Put {
+                key: key.as_bytes().to_vec(),
+                value: to_stored(obj)?,
+                lease,
+            });
+        let resp = self.store.txn(txn).await?;
+        Ok(resp.succeeded.then_some(resp.revision))
+    }
+
+    /// The lease new Events are attached to: one per minute, granted for the event TTL,
+    /// so Events disappear on their own (Kubernetes' `--event-ttl`).
+    async fn event_lease(&self) -> Result<LeaseId, ApiError> {
+        let now = tokio::time::Instant::now();
+        if let Some((id, granted)) = *self.event_lease.lock().unwrap_or_else(|e| e.into_inner()) {
+            if now.duration_since(granted) < Duration::from_secs(60) {
+                return Ok(id);
+            }
+        }
+        let ttl = self.event_ttl.as_secs().max(1) as i64;
+        let id = self.store.lease_grant(ttl).await?;
+        *self.event_lease.lock().unwrap_or_else(|e| e.into_inner()) = Some((id, now));
+        Ok(id)
     }
 
     pub async fn list(&self, r: Resource, ns: Option<&str>, q: &Query) -> Result<Answer, ApiError> {
@@ -249,7 +307,27 @@ impl Api {
         }
         let key = resources::key(r, ns.filter(|_| r.namespaced), &name)?;
         let bytes = to_stored(&obj)?;
-        match self.store.create(key.as_bytes(), bytes, None).await? {
+        let lease = if resources::is(r, "", "events") {
+            Some(self.event_lease().await?)
+        } else {
+            None
+        };
+        let created = match self
+            .store
+            .create(key.as_bytes(), bytes.clone(), lease)
+            .await
+        {
+            // The shared event lease expired under us: take a fresh one.
+            Err(skiff_store::Error::LeaseNotFound(_)) if lease.is_some() => {
+                *self.event_lease.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                let lease = self.event_lease().await?;
+                self.store
+                    .create(key.as_bytes(), bytes, Some(lease))
+                    .await?
+            }
+            other => other?,
+        };
+        match created {
             Ok(rev) => {
                 object::set_resource_version(&mut obj, rev);
                 Ok((StatusCode::CREATED, obj, admitted.warnings))
@@ -343,7 +421,12 @@ impl Api {
     {
         let key = resources::key(r, ns.filter(|_| r.namespaced), name)?;
         for _ in 0..MAX_CAS_RETRIES {
-            let Some((current, mod_rev)) = self.read_store(&key).await? else {
+            let Some(Stored {
+                object: current,
+                mod_revision: mod_rev,
+                lease,
+            }) = self.read_stored(&key).await?
+            else {
                 return Err(ApiError::not_found(r.group, r.plural, name));
             };
             if precondition.is_some_and(|p| p != mod_rev) {
@@ -372,19 +455,15 @@ impl Api {
             if new == current || dry_run {
                 return Ok((StatusCode::OK, new, warnings));
             }
-            match self
-                .store
-                .update(key.as_bytes(), mod_rev, to_stored(&new)?)
-                .await?
-            {
-                Ok(rev) => {
+            match self.cas_put(&key, mod_rev, lease, &new).await? {
+                Some(rev) => {
                     object::set_resource_version(&mut new, rev);
                     return Ok((StatusCode::OK, new, warnings));
                 }
-                Err(_) if precondition.is_some() => {
+                None if precondition.is_some() => {
                     return Err(ApiError::stale(r.group, r.plural, name));
                 }
-                Err(_) => continue,
+                None => continue,
             }
         }
         Err(ApiError::conflict(
@@ -550,7 +629,12 @@ impl Api {
     ) -> Result<Answer, ApiError> {
         let key = resources::key(r, ns.filter(|_| r.namespaced), name)?;
         for _ in 0..MAX_CAS_RETRIES {
-            let Some((current, mod_rev)) = self.read_store(&key).await? else {
+            let Some(Stored {
+                object: current,
+                mod_revision: mod_rev,
+                lease,
+            }) = self.read_stored(&key).await?
+            else {
                 return Err(ApiError::not_found(r.group, r.plural, name));
             };
             if let Some(uid) = &options.precondition_uid
@@ -627,16 +711,12 @@ impl Api {
             if new == current || q.dry_run {
                 return Ok((StatusCode::OK, new, Vec::new()));
             }
-            match self
-                .store
-                .update(key.as_bytes(), mod_rev, to_stored(&new)?)
-                .await?
-            {
-                Ok(rev) => {
+            match self.cas_put(&key, mod_rev, lease, &new).await? {
+                Some(rev) => {
                     object::set_resource_version(&mut new, rev);
                     return Ok((StatusCode::OK, new, Vec::new()));
                 }
-                Err(_) => continue,
+                None => continue,
             }
         }
         Err(ApiError::conflict(

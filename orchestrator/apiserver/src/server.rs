@@ -51,6 +51,8 @@ pub struct ApiServerConfig {
     pub tls: bool,
     /// Extra names for the server certificate (besides localhost and loopback).
     pub tls_sans: Vec<String>,
+    /// How long Events live (Kubernetes' `--event-ttl`, default 1 h).
+    pub event_ttl: Duration,
 }
 
 impl Default for ApiServerConfig {
@@ -66,6 +68,7 @@ impl Default for ApiServerConfig {
             shutdown_grace: Duration::from_secs(10),
             tls: true,
             tls_sans: Vec::new(),
+            event_ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -161,6 +164,8 @@ pub async fn start(
     let shared = Arc::new(Shared {
         api: Arc::new(Api {
             store,
+            event_ttl: config.event_ttl,
+            event_lease: std::sync::Mutex::new(None),
             cache,
             consistent_read_timeout: config.consistent_read_timeout,
             agent_client: crate::logs::agent_client(),

@@ -38,6 +38,7 @@ pub struct TestServer {
 pub struct Options {
     pub bookmark_interval: Duration,
     pub watch_cache_events: usize,
+    pub event_ttl: Duration,
 }
 
 impl Default for Options {
@@ -45,6 +46,7 @@ impl Default for Options {
         Self {
             bookmark_interval: Duration::from_millis(300),
             watch_cache_events: 10_000,
+            event_ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -83,6 +85,7 @@ impl TestServer {
             watch_cache_events: opts.watch_cache_events,
             shutdown_grace: Duration::from_secs(2),
             tls: false,
+            event_ttl: opts.event_ttl,
             ..Default::default()
         };
         let server = skiff_apiserver::start(config, store.clone(), cancel.clone())

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod events;
 mod harness;
 mod logs;
 mod printing;
