@@ -152,10 +152,11 @@ impl Api {
     /// so Events disappear on their own (Kubernetes' `--event-ttl`).
     async fn event_lease(&self) -> Result<LeaseId, ApiError> {
         let now = tokio::time::Instant::now();
-        if let Some((id, granted)) = *self.event_lease.lock().unwrap_or_else(|e| e.into_inner()) {
-            if now.duration_since(granted) < Duration::from_secs(60) {
-                return Ok(id);
-            }
+        let cached = *self.event_lease.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((id, granted)) = cached
+            && now.duration_since(granted) < Duration::from_secs(60)
+        {
+            return Ok(id);
         }
         let ttl = self.event_ttl.as_secs().max(1) as i64;
         let id = self.store.lease_grant(ttl).await?;
