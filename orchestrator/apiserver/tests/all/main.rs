@@ -6,6 +6,7 @@
 mod events;
 mod harness;
 mod logs;
+mod manifests;
 mod printing;
 mod rest;
 mod watch;
