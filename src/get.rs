@@ -1,5 +1,6 @@
-//! `skiff get`: list or fetch objects and print them as a kubectl-like table, YAML, JSON
-//! or names; `-w` keeps printing changes as watch events arrive.
+//! `skiff get`: list or fetch objects and print them as kubectl does: the server's Tables
+//! (server-side printing: the server computes each kind's columns), or the objects as YAML,
+//! JSON or names; `-w` keeps printing changes as watch events arrive.
 
 use std::io::Write as _;
 
@@ -8,10 +9,11 @@ use clap::Args;
 use futures::StreamExt;
 use serde_json::Value;
 use skiff_api::registry::{self, Resource};
-use skiff_client::{ListParams, WatchEvent};
+use skiff_client::table::cell_text;
+use skiff_client::{IncludeObject, ListParams, TableColumn, TableRow, WatchEvent};
 
 use crate::cli_common::{self, AlreadyReported, ClientArgs, Conn, meta_str, object_ref};
-use crate::output::{self, OutputFormat, Table};
+use crate::output::{self, OutputFormat};
 
 #[derive(Debug, Args)]
 #[command(
@@ -53,6 +55,10 @@ pub struct GetArgs {
     /// Print tables without their header line
     #[arg(long)]
     pub no_headers: bool,
+
+    /// Add a LABELS column to tables
+    #[arg(long)]
+    pub show_labels: bool,
 }
 
 /// What was asked for, resolved.
@@ -121,6 +127,26 @@ fn push(groups: &mut Groups, r: &'static Resource, obj: Value) {
     }
 }
 
+/// The server's Tables grouped by kind, in the order asked.
+type Tables = Vec<(&'static Resource, skiff_client::Table)>;
+
+fn push_table(tables: &mut Tables, r: &'static Resource, t: skiff_client::Table) {
+    match tables.iter_mut().find(|(k, _)| std::ptr::eq(*k, r)) {
+        Some((_, have)) => {
+            if have.column_definitions.is_empty() {
+                have.column_definitions = t.column_definitions;
+            }
+            have.rows.extend(t.rows);
+        }
+        None => tables.push((r, t)),
+    }
+}
+
+/// Whether `-o` asks for the server's Tables (the default, and `wide`).
+fn tabular(args: &GetArgs) -> bool {
+    matches!(args.output, None | Some(OutputFormat::Wide))
+}
+
 pub async fn run(args: GetArgs) -> anyhow::Result<()> {
     let request = parse_request(&args)?;
     let conn = args.client.connect()?;
@@ -131,39 +157,9 @@ pub async fn run(args: GetArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
 
-    let mut groups: Groups = Vec::new();
     let mut failed = false;
     let mut list_rv = None;
     let named = matches!(request, Request::Named(_));
-    match &request {
-        Request::List(kinds) => {
-            for r in kinds {
-                let list = conn.client.list(r, list_ns, &params).await?;
-                list_rv = list
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
-                let items = list
-                    .get("items")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                groups.push((r, items));
-            }
-        }
-        Request::Named(pairs) => {
-            for (r, name) in pairs {
-                match conn.client.get(r, Some(&conn.namespace), name).await {
-                    Ok(obj) => push(&mut groups, r, obj),
-                    Err(e) => {
-                        failed = true;
-                        cli_common::print_error(&e.into());
-                    }
-                }
-            }
-        }
-    }
-
     let kinds_asked = match &request {
         Request::List(k) => k.len(),
         Request::Named(p) => {
@@ -176,7 +172,69 @@ pub async fn run(args: GetArgs) -> anyhow::Result<()> {
             ks.len()
         }
     };
-    let mut tables = print(&args, &conn, &groups, named, kinds_asked > 1)?;
+    let mut printed = Vec::new();
+    if tabular(&args) {
+        let mut tables: Tables = Vec::new();
+        match &request {
+            Request::List(kinds) => {
+                for r in kinds {
+                    let t = conn
+                        .client
+                        .list_table(r, list_ns, &params, IncludeObject::Metadata)
+                        .await?;
+                    list_rv = t.resource_version().map(str::to_string);
+                    tables.push((r, t));
+                }
+            }
+            Request::Named(pairs) => {
+                for (r, name) in pairs {
+                    match conn
+                        .client
+                        .get_table(r, Some(&conn.namespace), name, IncludeObject::Metadata)
+                        .await
+                    {
+                        Ok(t) => push_table(&mut tables, r, t),
+                        Err(e) => {
+                            failed = true;
+                            cli_common::print_error(&e.into());
+                        }
+                    }
+                }
+            }
+        }
+        printed = print_tables(&args, &conn, &tables, named, kinds_asked > 1)?;
+    } else {
+        let mut groups: Groups = Vec::new();
+        match &request {
+            Request::List(kinds) => {
+                for r in kinds {
+                    let list = conn.client.list(r, list_ns, &params).await?;
+                    list_rv = list
+                        .pointer("/metadata/resourceVersion")
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
+                    let items = list
+                        .get("items")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default();
+                    groups.push((r, items));
+                }
+            }
+            Request::Named(pairs) => {
+                for (r, name) in pairs {
+                    match conn.client.get(r, Some(&conn.namespace), name).await {
+                        Ok(obj) => push(&mut groups, r, obj),
+                        Err(e) => {
+                            failed = true;
+                            cli_common::print_error(&e.into());
+                        }
+                    }
+                }
+            }
+        }
+        print_objects(&args, &groups, named)?;
+    }
 
     if args.watch {
         let (r, names) = match &request {
@@ -191,8 +249,10 @@ pub async fn run(args: GetArgs) -> anyhow::Result<()> {
         if failed {
             return Err(AlreadyReported.into());
         }
-        let table = tables.pop().unwrap_or_default();
-        watch(&args, &conn, r, list_ns, params, names, list_rv, table).await?;
+        let view = printed
+            .pop()
+            .unwrap_or_else(|| View::new(&args, r, &[], false));
+        watch(&args, &conn, r, list_ns, params, names, list_rv, view).await?;
     }
     if failed {
         return Err(AlreadyReported.into());
@@ -200,56 +260,132 @@ pub async fn run(args: GetArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints what was got; returns the tables printed (for `-w` to line up with).
-fn print(
+/// How one kind's Tables print: which of the server's columns, the extra ones kubectl
+/// adds (NAMESPACE first with `-A`, LABELS last with `--show-labels`), and the aligned
+/// text (which `-w` keeps lining up with).
+struct View {
+    r: &'static Resource,
+    /// The server's columns printed, by index into the cells.
+    shown: Vec<usize>,
+    /// The column naming the object, printed as TYPE/NAME when several kinds are printed.
+    name_col: Option<usize>,
+    prefix_names: bool,
+    namespace: bool,
+    labels: bool,
+    text: output::Table,
+}
+
+impl View {
+    fn new(
+        args: &GetArgs,
+        r: &'static Resource,
+        columns: &[TableColumn],
+        prefix_names: bool,
+    ) -> View {
+        let mut v = View {
+            r,
+            shown: Vec::new(),
+            name_col: None,
+            prefix_names,
+            // As kubectl: no NAMESPACE column for cluster-scoped kinds, even with -A.
+            namespace: args.all_namespaces && r.namespaced,
+            labels: args.show_labels,
+            text: output::Table::default(),
+        };
+        v.set_columns(columns, args.output == Some(OutputFormat::Wide));
+        v
+    }
+
+    fn has_columns(&self) -> bool {
+        !self.shown.is_empty()
+    }
+
+    /// Takes the server's column definitions: priority 0, or any with `-o wide`.
+    fn set_columns(&mut self, columns: &[TableColumn], wide: bool) {
+        self.shown = (0..columns.len())
+            .filter(|&i| wide || columns[i].priority == 0)
+            .collect();
+        self.name_col = columns.iter().position(|c| c.format == "name");
+        let mut headers = Vec::new();
+        if self.namespace {
+            headers.push("NAMESPACE".to_string());
+        }
+        headers.extend(self.shown.iter().map(|&i| columns[i].name.to_uppercase()));
+        if self.labels {
+            headers.push("LABELS".to_string());
+        }
+        self.text = output::Table::new(headers);
+    }
+
+    fn cells(&self, row: &TableRow) -> Vec<String> {
+        let mut cells = Vec::with_capacity(self.shown.len() + 2);
+        if self.namespace {
+            cells.push(row.namespace().unwrap_or("").to_string());
+        }
+        for &i in &self.shown {
+            let text = row.cells.get(i).map(cell_text).unwrap_or_default();
+            cells.push(match (self.prefix_names, self.name_col) {
+                (true, Some(n)) if n == i => object_ref(self.r, row.name().unwrap_or(&text)),
+                _ => text,
+            });
+        }
+        if self.labels {
+            cells.push(row.labels_text());
+        }
+        cells
+    }
+}
+
+/// Prints the Tables got; returns how each printed (for `-w` to line up with).
+fn print_tables(
     args: &GetArgs,
     conn: &Conn,
-    groups: &Groups,
+    tables: &Tables,
     named: bool,
     prefix_names: bool,
-) -> anyhow::Result<Vec<Table>> {
+) -> anyhow::Result<Vec<View>> {
+    let total: usize = tables.iter().map(|(_, t)| t.rows.len()).sum();
+    let mut out = std::io::stdout().lock();
+    let mut views = Vec::new();
+    if total == 0 && !named {
+        if args.all_namespaces || tables.iter().all(|(r, _)| !r.namespaced) {
+            eprintln!("No resources found");
+        } else {
+            eprintln!("No resources found in {} namespace.", conn.namespace);
+        }
+    }
+    let mut first = true;
+    for (r, t) in tables {
+        if t.rows.is_empty() && !args.watch {
+            continue;
+        }
+        let mut view = View::new(args, r, &t.column_definitions, prefix_names);
+        if !first {
+            writeln!(out)?;
+        }
+        first = false;
+        if t.rows.is_empty() {
+            // `-w` on nothing yet: the header comes with the first row.
+            views.push(view);
+            continue;
+        }
+        for row in &t.rows {
+            let cells = view.cells(row);
+            view.text.rows.push(cells);
+        }
+        write!(out, "{}", view.text.render(args.no_headers))?;
+        views.push(view);
+    }
+    out.flush()?;
+    Ok(views)
+}
+
+/// Prints the objects got as names, YAML or JSON.
+fn print_objects(args: &GetArgs, groups: &Groups, named: bool) -> anyhow::Result<()> {
     let total: usize = groups.iter().map(|(_, items)| items.len()).sum();
     let mut out = std::io::stdout().lock();
-    let mut tables = Vec::new();
     match args.output {
-        None | Some(OutputFormat::Wide) => {
-            let wide = args.output == Some(OutputFormat::Wide);
-            if total == 0 && !named {
-                if args.all_namespaces || groups.iter().all(|(r, _)| !r.namespaced) {
-                    eprintln!("No resources found");
-                } else {
-                    eprintln!("No resources found in {} namespace.", conn.namespace);
-                }
-            }
-            let mut first = true;
-            for (r, items) in groups {
-                if items.is_empty() && !args.watch {
-                    continue;
-                }
-                let now = jiff::Timestamp::now();
-                let mut t = output::table(r, items, wide, args.all_namespaces, now);
-                if prefix_names {
-                    let col = usize::from(args.all_namespaces);
-                    let name_col = t.headers.iter().position(|h| h == "NAME").unwrap_or(col);
-                    for (row, item) in t.rows.iter_mut().zip(items) {
-                        if let Some(cell) = row.get_mut(name_col) {
-                            *cell = object_ref(r, meta_str(item, "name").unwrap_or(""));
-                        }
-                    }
-                }
-                if !first {
-                    writeln!(out)?;
-                }
-                first = false;
-                if items.is_empty() {
-                    // `-w` on nothing yet: the header comes with the first row.
-                    tables.push(t);
-                    continue;
-                }
-                write!(out, "{}", t.render(args.no_headers))?;
-                tables.push(t);
-            }
-        }
+        None | Some(OutputFormat::Wide) => {}
         Some(OutputFormat::Name) => {
             for (r, items) in groups {
                 for item in items {
@@ -258,6 +394,9 @@ fn print(
             }
         }
         Some(format @ (OutputFormat::Yaml | OutputFormat::Json)) => {
+            if named && total == 0 {
+                return Ok(());
+            }
             let value = if named && total == 1 && groups.len() == 1 {
                 let (r, items) = &groups[0];
                 output::with_type(r, &items[0])
@@ -268,9 +407,6 @@ fn print(
                     .collect();
                 output::list_of(items)
             };
-            if named && total == 0 {
-                return Ok(tables);
-            }
             match format {
                 OutputFormat::Json => writeln!(out, "{}", output::to_json(&value))?,
                 _ => write!(out, "{}", output::to_yaml(&value))?,
@@ -278,7 +414,7 @@ fn print(
         }
     }
     out.flush()?;
-    Ok(tables)
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -290,7 +426,7 @@ async fn watch(
     mut params: ListParams,
     names: Vec<String>,
     mut resource_version: Option<String>,
-    mut table: Table,
+    mut view: View,
 ) -> anyhow::Result<()> {
     if names.len() == 1 {
         let by_name = format!("metadata.name={}", names[0]);
@@ -304,8 +440,9 @@ async fn watch(
     } else {
         Some(conn.namespace.as_str())
     };
+    let tables = tabular(args);
     let wide = args.output == Some(OutputFormat::Wide);
-    let mut header_printed = !table.rows.is_empty() || args.no_headers;
+    let mut header_printed = !view.text.rows.is_empty() || args.no_headers;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     loop {
@@ -321,7 +458,13 @@ async fn watch(
             allow_watch_bookmarks: true,
             ..params.clone()
         };
-        let mut events = conn.client.watch(r, ns, &watch_params).await?;
+        let mut events = if tables {
+            conn.client
+                .watch_table(r, ns, &watch_params, IncludeObject::Metadata)
+                .await?
+        } else {
+            conn.client.watch(r, ns, &watch_params).await?
+        };
         loop {
             let ev = tokio::select! {
                 _ = &mut ctrl_c => return Ok(()),
@@ -339,10 +482,34 @@ async fn watch(
                 Some(Ok(ev)) => ev,
             };
             let Some(obj) = ev.object() else { continue };
+            // A Table event's metadata carries its object's resourceVersion too.
             if let Some(rv) = meta_str(obj, "resourceVersion") {
                 resource_version = Some(rv.to_string());
             }
             if matches!(ev, WatchEvent::Bookmark(_)) {
+                continue;
+            }
+            let mut out = std::io::stdout().lock();
+            if tables {
+                let t = skiff_client::Table::from_value(obj.clone())?;
+                if !view.has_columns() && !t.column_definitions.is_empty() {
+                    view.set_columns(&t.column_definitions, wide);
+                }
+                for row in &t.rows {
+                    if !names.is_empty() && !names.iter().any(|n| Some(n.as_str()) == row.name()) {
+                        continue;
+                    }
+                    let cells = view.cells(row);
+                    if !header_printed {
+                        // Nothing was listed: the header comes with the first row.
+                        view.text.rows.push(cells);
+                        write!(out, "{}", view.text.render(false))?;
+                        header_printed = true;
+                    } else {
+                        write!(out, "{}", view.text.render_row(&cells))?;
+                    }
+                }
+                out.flush()?;
                 continue;
             }
             if !names.is_empty()
@@ -352,20 +519,8 @@ async fn watch(
             {
                 continue;
             }
-            let mut out = std::io::stdout().lock();
             match args.output {
-                None | Some(OutputFormat::Wide) => {
-                    let now = jiff::Timestamp::now();
-                    let row = output::table_row(r, obj, wide, args.all_namespaces, now);
-                    if !header_printed {
-                        // Nothing was listed: the header comes with the first row.
-                        table.rows.push(row);
-                        write!(out, "{}", table.render(false))?;
-                        header_printed = true;
-                    } else {
-                        write!(out, "{}", table.render_row(&row))?;
-                    }
-                }
+                None | Some(OutputFormat::Wide) => {}
                 Some(OutputFormat::Name) => writeln!(out, "{}", output::name_line(r, obj))?,
                 Some(OutputFormat::Json) => {
                     writeln!(out, "{}", output::to_json(&output::with_type(r, obj)))?

@@ -381,6 +381,10 @@ fn get_in_every_format() {
         "--no-headers",
     ]);
     assert!(out.ok().starts_with("other   2   "), "{out:?}");
+    let rows = table(c.skiff(&["get", "cm", "-n", "team", "--show-labels"]).ok());
+    assert_eq!(rows[0], ["NAME", "DATA", "AGE", "LABELS"]);
+    assert_eq!(rows[1][..2], ["other", "2"]);
+    assert_eq!(rows[1][3], "app=api");
     let out = c.skiff(&["get", "cm", "-l", "app=nothing"]);
     assert_eq!(out.ok(), "");
     assert_eq!(out.stderr, "No resources found in default namespace.\n");
@@ -412,6 +416,17 @@ fn get_in_every_format() {
     }
     let out = c.skiff(&["get", "all"]);
     assert!(out.ok().contains("deployment.apps/web"), "{out:?}");
+    let rows = table(c.skiff(&["get", "cm,deploy", "-A", "--no-headers"]).ok());
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with(&["team".into(), "configmap/other".into(), "2".into()])),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with(&["default".into(), "deployment.apps/web".into()])),
+        "{rows:?}"
+    );
 
     // Errors like kubectl's.
     let out = c.skiff(&["get", "cm", "greeting", "nope"]);
@@ -874,12 +889,23 @@ fn logs_version_help_and_missing_kubeconfig() {
         "Error from server (NotFound): pods \"nope\" not found\n"
     );
     let rows = table(c.skiff(&["get", "pods", "-o", "wide"]).ok());
+    // The server's wide columns for pods, as Kubernetes' (kubectl prints them as they are).
     assert_eq!(
         rows[0],
-        ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"]
+        [
+            "NAME",
+            "READY",
+            "STATUS",
+            "RESTARTS",
+            "AGE",
+            "IP",
+            "NODE",
+            "NOMINATED NODE",
+            "READINESS GATES"
+        ]
     );
     assert_eq!(rows[1][..4], ["p", "0/1", "Pending", "0"]);
-    assert_eq!(rows[1][5..], ["<none>", "<none>"]);
+    assert_eq!(rows[1][5..], ["<none>", "<none>", "<none>", "<none>"]);
 
     let out = c.skiff(&["version"]);
     let text = out.ok();

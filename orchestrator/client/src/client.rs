@@ -26,7 +26,11 @@ use skiff_api::registry::Resource;
 
 use crate::error::{ApiError, Error, Result};
 use crate::kubeconfig::{ClusterConfig, Kubeconfig};
+use crate::table::{IncludeObject, TABLE_ACCEPT, Table};
 use crate::watch::{self, WatchStream};
+
+/// The `Accept` of every request but the Table ones.
+const JSON: &str = "application/json";
 
 /// How long connecting (TCP + TLS) may take before a request fails.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -418,6 +422,69 @@ impl Client {
         Ok(watch::event_stream(resp.into_body(), path))
     }
 
+    // ------------------------------------------------------------------ tables
+
+    /// GET one object as a one-row [`Table`] (server-side printing).
+    pub async fn get_table(
+        &self,
+        r: &Resource,
+        ns: Option<&str>,
+        name: &str,
+        include: IncludeObject,
+    ) -> Result<Table> {
+        let path = with_query(
+            &Self::item_path(r, self.item_ns(r, ns), name, None),
+            &table_query(Vec::new(), include),
+        );
+        self.table(&path).await
+    }
+
+    /// List as a [`Table`]; `ns = None` lists every namespace.
+    pub async fn list_table(
+        &self,
+        r: &Resource,
+        ns: Option<&str>,
+        params: &ListParams,
+        include: IncludeObject,
+    ) -> Result<Table> {
+        let path = with_query(
+            &Self::collection_path(r, ns),
+            &table_query(params.query(false), include),
+        );
+        self.table(&path).await
+    }
+
+    /// Watch a collection, each ADDED/MODIFIED/DELETED event's object a one-row Table
+    /// (read it with [`Table::from_value`]; the column definitions come only with the
+    /// first). BOOKMARK and ERROR events are as in [`Client::watch`].
+    pub async fn watch_table(
+        &self,
+        r: &Resource,
+        ns: Option<&str>,
+        params: &ListParams,
+        include: IncludeObject,
+    ) -> Result<WatchStream> {
+        let path = with_query(
+            &Self::collection_path(r, ns),
+            &table_query(params.query(true), include),
+        );
+        let resp = self
+            .send_accept(Method::GET, &path, None, TABLE_ACCEPT)
+            .await?;
+        Ok(watch::event_stream(resp.into_body(), path))
+    }
+
+    async fn table(&self, path: &str) -> Result<Table> {
+        let v = self
+            .json_accept(Method::GET, path, None, TABLE_ACCEPT)
+            .await?;
+        Table::from_value(v).map_err(|e| Error::Decode {
+            method: "GET".into(),
+            path: path.to_string(),
+            cause: e,
+        })
+    }
+
     /// GET `pods/{name}/log`, streamed.
     pub async fn logs(
         &self,
@@ -489,7 +556,20 @@ impl Client {
         path_and_query: &str,
         body: Option<(&'static str, Vec<u8>)>,
     ) -> Result<Value> {
-        let resp = self.send(method.clone(), path_and_query, body).await?;
+        self.json_accept(method, path_and_query, body, JSON).await
+    }
+
+    /// A request whose answer is JSON, with this `Accept`.
+    async fn json_accept(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<(&'static str, Vec<u8>)>,
+        accept: &'static str,
+    ) -> Result<Value> {
+        let resp = self
+            .send_accept(method.clone(), path_and_query, body, accept)
+            .await?;
         let bytes = read_body(resp.into_body(), &method, path_and_query).await?;
         serde_json::from_slice(&bytes).map_err(|e| Error::Decode {
             method: method.to_string(),
@@ -505,11 +585,22 @@ impl Client {
         path_and_query: &str,
         body: Option<(&'static str, Vec<u8>)>,
     ) -> Result<hyper::Response<Incoming>> {
+        self.send_accept(method, path_and_query, body, JSON).await
+    }
+
+    /// Sends a request with this `Accept`; a non-2xx answer becomes [`Error::Api`].
+    async fn send_accept(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<(&'static str, Vec<u8>)>,
+        accept: &'static str,
+    ) -> Result<hyper::Response<Incoming>> {
         let url = format!("{}{path_and_query}", self.server);
         let mut req = Request::builder()
             .method(method.clone())
             .uri(&url)
-            .header(header::ACCEPT, "application/json")
+            .header(header::ACCEPT, accept)
             .header(
                 header::USER_AGENT,
                 concat!("skiff/", env!("CARGO_PKG_VERSION")),
@@ -580,6 +671,17 @@ fn encode_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     encode(s, &mut out);
     out
+}
+
+/// `query` and `includeObject` (left out when it is the server's default).
+fn table_query(
+    mut query: Vec<(&'static str, String)>,
+    include: IncludeObject,
+) -> Vec<(&'static str, String)> {
+    if include != IncludeObject::Metadata {
+        query.push(("includeObject", include.as_str().to_string()));
+    }
+    query
 }
 
 fn with_query(path: &str, query: &[(&str, String)]) -> String {
@@ -732,6 +834,24 @@ mod tests {
             with_query("/p", &w),
             "/p?watch=true&resourceVersion=5&timeoutSeconds=3&allowWatchBookmarks=true"
         );
+    }
+
+    #[test]
+    fn table_queries_carry_include_object() {
+        let q = table_query(
+            ListParams::default().labels("app=web").query(false),
+            IncludeObject::Object,
+        );
+        assert_eq!(
+            with_query("/p", &q),
+            "/p?labelSelector=app%3Dweb&includeObject=Object"
+        );
+        assert!(table_query(Vec::new(), IncludeObject::Metadata).is_empty());
+        assert_eq!(
+            table_query(Vec::new(), IncludeObject::None),
+            [("includeObject", "None".to_string())]
+        );
+        assert!(TABLE_ACCEPT.starts_with("application/json;as=Table;v=v1;g=meta.k8s.io,"));
     }
 
     #[test]

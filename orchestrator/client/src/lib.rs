@@ -10,7 +10,9 @@
 //! 3. The verbs take a [`skiff_api::registry::Resource`] (what kind) and work on
 //!    `serde_json::Value` objects: [`Client::get`], [`Client::list`], [`Client::create`],
 //!    [`Client::replace`], [`Client::patch`], [`Client::delete`], [`Client::patch_scale`],
-//!    [`Client::watch`] (a stream of [`WatchEvent`]s), [`Client::logs`].
+//!    [`Client::watch`] (a stream of [`WatchEvent`]s), [`Client::logs`]. For printing,
+//!    [`Client::get_table`], [`Client::list_table`] and [`Client::watch_table`] ask for
+//!    the server's [`Table`]s (kubectl's columns, computed by the server).
 //! 4. A refusal from the server is an [`ApiError`] carrying its `kind: Status`; it prints
 //!    as kubectl prints it: `Error from server (NotFound): pods "x" not found`.
 //!
@@ -27,6 +29,7 @@
 pub mod client;
 pub mod error;
 pub mod kubeconfig;
+pub mod table;
 pub mod watch;
 
 pub use client::{
@@ -34,4 +37,5 @@ pub use client::{
 };
 pub use error::{ApiError, Error, Result, StatusCause};
 pub use kubeconfig::{ClusterConfig, Kubeconfig};
+pub use table::{IncludeObject, Table, TableColumn, TableRow};
 pub use watch::{WatchEvent, WatchStream};
