@@ -209,7 +209,10 @@ fn columns(r: Resource) -> Vec<Column> {
                     kind: "integer",
                     ..col("Count", 1)
                 },
-                NAME,
+                Column {
+                    priority: 1,
+                    ..NAME
+                },
             ];
         }
         ("", "persistentvolumeclaims") => vec![
@@ -534,9 +537,12 @@ fn cells(r: Resource, v: &Value, now: jiff::Timestamp) -> Vec<Value> {
                 .unwrap_or_default();
             vec![
                 name,
-                json!(s(v, "/spec/type")),
+                json!(match s(v, "/spec/type") {
+                    "" => "ClusterIP",
+                    t => t,
+                }),
                 json!(none_if_empty(s(v, "/spec/clusterIP").into())),
-                json!("<none>"),
+                json!(external_ip(v)),
                 json!(none_if_empty(ports.join(","))),
                 json!(created),
                 json!(none_if_empty(sel)),
@@ -689,6 +695,29 @@ fn cells(r: Resource, v: &Value, now: jiff::Timestamp) -> Vec<Value> {
             vec![name, json!(s(v, "/spec/holderIdentity")), json!(created)]
         }
         _ => vec![name, json!(created)],
+    }
+}
+
+/// A Service's EXTERNAL-IP cell, as kubectl shows it.
+fn external_ip(v: &Value) -> String {
+    let mut ips: Vec<String> = arr(v, "/spec/externalIPs")
+        .iter()
+        .filter_map(|x| x.as_str().map(str::to_string))
+        .collect();
+    for ing in arr(v, "/status/loadBalancer/ingress") {
+        let ip = s(ing, "/ip");
+        let host = s(ing, "/hostname");
+        ips.push(if ip.is_empty() {
+            host.to_string()
+        } else {
+            ip.to_string()
+        });
+    }
+    match (s(v, "/spec/type"), ips.is_empty()) {
+        ("LoadBalancer", true) => "<pending>".into(),
+        ("ExternalName", _) => s(v, "/spec/externalName").to_string(),
+        (_, true) => "<none>".into(),
+        _ => ips.join(","),
     }
 }
 
