@@ -12,19 +12,21 @@ mkdir -p "$DATA"
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null' EXIT INT TERM
 
-export KUBECONFIG="$PWD/$DATA/kubeconfig.yaml"
+DATA=$(cd "$DATA" && pwd)
+export KUBECONFIG="$DATA/kubeconfig.yaml"
 for _ in $(seq 1 100); do
-  curl -fsS "http://$LISTEN/healthz" >/dev/null 2>&1 && break
+  [ -f "$DATA/tls/ca.crt" ] && curl -fsS --cacert "$DATA/tls/ca.crt" "https://$LISTEN/healthz" >/dev/null 2>&1 && break
   kill -0 $SERVER 2>/dev/null || { echo "demo: skiff server exited" >&2; exit 1; }
   sleep 0.1
 done
 
 run() { echo "\$ $*"; "$@"; echo; }
 run kubectl get namespaces
-run kubectl apply --validate=false -f manifests/demo/namespace.yaml
-run kubectl apply --validate=false -f manifests/demo/
+run kubectl apply -f manifests/demo/namespace.yaml
+run kubectl apply -f manifests/demo/
 run kubectl -n demo get deployments,services,configmaps
+run ./target/debug/skiff get all -n demo
 run kubectl -n demo get deployment hello -o jsonpath='{.spec.template.spec.containers[0].image}{"\n"}'
 
-echo "Skiff is running at http://$LISTEN  (export KUBECONFIG=$KUBECONFIG). Ctrl-C stops it."
+echo "Skiff is running at https://$LISTEN  (export KUBECONFIG=$KUBECONFIG). Ctrl-C stops it."
 wait $SERVER
