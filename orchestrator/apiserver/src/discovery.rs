@@ -177,36 +177,15 @@ pub enum DiscoveryFormat {
 }
 
 pub fn negotiate(accept: Option<&str>) -> DiscoveryFormat {
-    let Some(accept) = accept else {
-        return DiscoveryFormat::Legacy;
-    };
-    for part in accept.split(',') {
-        let mut params = part.split(';').map(str::trim);
-        let media = params.next().unwrap_or("");
-        if media != "application/json" && media != "*/*" {
-            continue;
-        }
-        let (mut r#as, mut g, mut v) = (None, None, None);
-        for p in params {
-            match p.split_once('=') {
-                Some(("as", x)) => r#as = Some(x),
-                Some(("g", x)) => g = Some(x),
-                Some(("v", x)) => v = Some(x),
-                _ => {}
-            }
-        }
-        match (r#as, g, v) {
-            (None, _, _) => return DiscoveryFormat::Legacy,
-            (Some("APIGroupDiscoveryList"), Some("apidiscovery.k8s.io"), Some("v2")) => {
-                return DiscoveryFormat::Aggregated("v2");
-            }
-            (Some("APIGroupDiscoveryList"), Some("apidiscovery.k8s.io"), Some("v2beta1")) => {
-                return DiscoveryFormat::Aggregated("v2beta1");
-            }
-            _ => continue,
-        }
+    match crate::accept::negotiate(
+        accept,
+        "APIGroupDiscoveryList",
+        "apidiscovery.k8s.io",
+        &["v2", "v2beta1"],
+    ) {
+        Some(v) => DiscoveryFormat::Aggregated(v),
+        None => DiscoveryFormat::Legacy,
     }
-    DiscoveryFormat::Legacy
 }
 
 /// The media type of an aggregated discovery answer.

@@ -14,6 +14,7 @@
 //!
 //! resourceVersion is the store revision; every write is a compare-and-swap on it.
 
+pub mod accept;
 pub mod admission;
 pub mod auth;
 pub mod body;

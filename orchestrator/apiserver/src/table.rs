@@ -18,34 +18,10 @@ pub enum Format {
 
 /// Reads `Accept`: the first media type we can produce, in the client's order.
 pub fn negotiate(accept: Option<&str>) -> Format {
-    let Some(accept) = accept else {
-        return Format::Json;
-    };
-    for part in accept.split(',') {
-        let mut params = part.split(';').map(str::trim);
-        let media = params.next().unwrap_or("");
-        if media != "application/json" && media != "*/*" {
-            continue;
-        }
-        let (mut r#as, mut g, mut v) = (None, None, None);
-        for p in params {
-            match p.split_once('=') {
-                Some(("as", x)) => r#as = Some(x),
-                Some(("g", x)) => g = Some(x),
-                Some(("v", x)) => v = Some(x),
-                _ => {}
-            }
-        }
-        match (r#as, g, v) {
-            (None, _, _) => return Format::Json,
-            (Some("Table"), Some("meta.k8s.io"), Some("v1")) => return Format::Table("v1"),
-            (Some("Table"), Some("meta.k8s.io"), Some("v1beta1")) => {
-                return Format::Table("v1beta1");
-            }
-            _ => continue,
-        }
+    match crate::accept::negotiate(accept, "Table", "meta.k8s.io", &["v1", "v1beta1"]) {
+        Some(v) => Format::Table(v),
+        None => Format::Json,
     }
-    Format::Json
 }
 
 struct Column {
