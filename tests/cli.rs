@@ -3,90 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
 
-const SKIFF: &str = env!("CARGO_BIN_EXE_skiff");
+mod common;
 
-/// A `skiff server` child process; SIGKILLed on drop if still running.
-struct Server {
-    child: Child,
-    url: String,
-    kubeconfig: PathBuf,
-}
-
-impl Server {
-    fn start(data_dir: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(SKIFF)
-            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start skiff server");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let mut url = None;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while url.is_none() && Instant::now() < deadline {
-            let line = lines.next().expect("server output").expect("utf-8 line");
-            if let Some(rest) = line.strip_prefix("skiff server: API at ") {
-                url = Some(rest.trim().to_string());
-            }
-        }
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Server {
-            child,
-            url: url.expect("the server prints its URL"),
-            kubeconfig: data_dir.join("kubeconfig.yaml"),
-        }
-    }
-
-    fn kubectl(&self, args: &[&str]) -> (bool, String, String) {
-        let out = Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(args)
-            .output()
-            .expect("kubectl runs (Debian/Ubuntu: it is on this machine's PATH)");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    /// SIGTERM, then the exit status within 15 s.
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the server did not stop within 15 s of SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{SKIFF, Server};
 
 fn curl_status(url: &str, ca: &Path) -> String {
     let out = Command::new("curl")

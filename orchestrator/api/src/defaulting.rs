@@ -137,7 +137,16 @@ pub fn apply_defaults(object: &mut Object) {
                 default_service_spec(spec);
             }
         }
-        Object::Secret(s) => default_str(&mut s.type_, "Opaque"),
+        Object::Secret(s) => {
+            default_str(&mut s.type_, "Opaque");
+            // Kubernetes folds the write-only `stringData` into `data` (stringData wins).
+            if let Some(string_data) = s.string_data.take() {
+                let data = s.data.get_or_insert_with(Default::default);
+                for (k, v) in string_data {
+                    data.insert(k, k8s_openapi::ByteString(v.into_bytes()));
+                }
+            }
+        }
         Object::Namespace(ns) => {
             let spec = ns.spec.get_or_insert_with(Default::default);
             if spec.finalizers.as_ref().is_none_or(|f| f.is_empty()) {
@@ -692,5 +701,28 @@ mod tests {
         );
         prepare_for_update(&old, &mut new);
         assert_eq!(new.to_value().unwrap()["spec"]["volumeName"], "pv1");
+    }
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use super::*;
+    use crate::registry;
+
+    #[test]
+    fn string_data_is_folded_into_data() {
+        let body = serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "n"},
+            "data": {"a": "eA==", "b": "eQ=="}, "stringData": {"b": "new", "c": "z"}});
+        let mut obj = crate::object::decode(&registry::SECRET, &body)
+            .unwrap()
+            .object;
+        apply_defaults(&mut obj);
+        let v = obj.to_value().unwrap();
+        assert_eq!(
+            v["data"],
+            serde_json::json!({"a": "eA==", "b": "bmV3", "c": "eg=="})
+        );
+        assert!(v.get("stringData").is_none());
+        assert_eq!(v["type"], "Opaque");
     }
 }
