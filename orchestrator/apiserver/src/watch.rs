@@ -352,8 +352,16 @@ fn bookmark(r: Resource, revision: Revision, initial_end: bool) -> Value {
     })
 }
 
+/// One event line, `{"type":…,"object":…}`, written without copying the object.
 fn encode(kind: &str, object: &Value) -> Bytes {
-    let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
-    line.push(b'\n');
+    let mut line = Vec::with_capacity(256);
+    line.extend_from_slice(b"{\"type\":\"");
+    line.extend_from_slice(kind.as_bytes());
+    line.extend_from_slice(b"\",\"object\":");
+    if serde_json::to_writer(&mut line, object).is_err() {
+        line.truncate(0);
+        line.extend_from_slice(b"{\"type\":\"ERROR\",\"object\":{}");
+    }
+    line.extend_from_slice(b"}\n");
     Bytes::from(line)
 }
