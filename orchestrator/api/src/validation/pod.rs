@@ -1278,6 +1278,17 @@ fn validate_http_get(h: &HTTPGetAction, p: &FieldPath, errs: &mut Vec<FieldError
     }
 }
 
+/// Counts one handler of a probe or lifecycle hook; a second one is Forbidden.
+fn count_handler(handlers: &mut usize, p: &FieldPath, field: &str, errs: &mut Vec<FieldError>) {
+    *handlers += 1;
+    if *handlers > 1 {
+        errs.push(FieldError::forbidden(
+            &p.child(field),
+            "may not specify more than 1 handler type",
+        ));
+    }
+}
+
 fn validate_probe(probe: &Probe, kind: &str, p: &FieldPath, errs: &mut Vec<FieldError>) {
     let mut handlers = 0;
     if probe.exec.is_some() {
@@ -1285,33 +1296,15 @@ fn validate_probe(probe: &Probe, kind: &str, p: &FieldPath, errs: &mut Vec<Field
         errs.push(FieldError::forbidden(&p.child("exec"), NO_EXEC_PROBE));
     }
     if let Some(h) = &probe.http_get {
-        handlers += 1;
-        if handlers > 1 {
-            errs.push(FieldError::forbidden(
-                &p.child("httpGet"),
-                "may not specify more than 1 handler type",
-            ));
-        }
+        count_handler(&mut handlers, p, "httpGet", errs);
         validate_http_get(h, &p.child("httpGet"), errs);
     }
     if let Some(t) = &probe.tcp_socket {
-        handlers += 1;
-        if handlers > 1 {
-            errs.push(FieldError::forbidden(
-                &p.child("tcpSocket"),
-                "may not specify more than 1 handler type",
-            ));
-        }
+        count_handler(&mut handlers, p, "tcpSocket", errs);
         validate_port_num_or_name(&t.port, &p.child("tcpSocket").child("port"), errs);
     }
     if let Some(g) = &probe.grpc {
-        handlers += 1;
-        if handlers > 1 {
-            errs.push(FieldError::forbidden(
-                &p.child("grpc"),
-                "may not specify more than 1 handler type",
-            ));
-        }
+        count_handler(&mut handlers, p, "grpc", errs);
         for msg in names::is_port_num(i64::from(g.port)) {
             errs.push(FieldError::invalid(
                 &p.child("grpc").child("port"),
@@ -1363,33 +1356,15 @@ fn validate_lifecycle_handler(h: &LifecycleHandler, p: &FieldPath, errs: &mut Ve
         errs.push(FieldError::forbidden(&p.child("exec"), NO_EXEC_HOOK));
     }
     if let Some(g) = &h.http_get {
-        handlers += 1;
-        if handlers > 1 {
-            errs.push(FieldError::forbidden(
-                &p.child("httpGet"),
-                "may not specify more than 1 handler type",
-            ));
-        }
+        count_handler(&mut handlers, p, "httpGet", errs);
         validate_http_get(g, &p.child("httpGet"), errs);
     }
     if let Some(t) = &h.tcp_socket {
-        handlers += 1;
-        if handlers > 1 {
-            errs.push(FieldError::forbidden(
-                &p.child("tcpSocket"),
-                "may not specify more than 1 handler type",
-            ));
-        }
+        count_handler(&mut handlers, p, "tcpSocket", errs);
         validate_port_num_or_name(&t.port, &p.child("tcpSocket").child("port"), errs);
     }
     if let Some(s) = &h.sleep {
-        handlers += 1;
-        if handlers > 1 {
-            errs.push(FieldError::forbidden(
-                &p.child("sleep"),
-                "may not specify more than 1 handler type",
-            ));
-        }
+        count_handler(&mut handlers, p, "sleep", errs);
         non_negative(Some(s.seconds), &p.child("sleep").child("seconds"), errs);
     }
     if handlers == 0 {
