@@ -1,5 +1,5 @@
 //! `skiff server`: the control plane — API server on the embedded store (default) or
-//! on etcd — until SIGINT/SIGTERM.
+//! on etcd — with the scheduler and controllers (leader-elected), until SIGINT/SIGTERM.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,6 +31,50 @@ pub struct ServerArgs {
     /// Store revisions of history kept for watches to resume from; older ones are compacted
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub history_revisions: i64,
+
+    /// How long a node may go without renewing its Lease before it is marked Ready=Unknown
+    /// and tainted unreachable (`40s`, `5s`)
+    #[arg(long, value_name = "DURATION", default_value = "40s", value_parser = crate::cli_common::parse_duration)]
+    pub node_monitor_grace_period: std::time::Duration,
+
+    /// How long pods without their own toleration stay on an unreachable node before they
+    /// are evicted and replaced elsewhere
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub default_unreachable_toleration_seconds: u64,
+
+    /// Run only the API (no scheduler, no controllers)
+    #[arg(long)]
+    pub no_controllers: bool,
+}
+
+impl ServerArgs {
+    /// The controller manager's settings from the flags; leader election is always on, so
+    /// several servers on one etcd run the controllers exactly once.
+    pub fn manager_config(&self) -> skiff_controllers::ManagerConfig {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "skiff".into());
+        let identity = format!("{host}_{:08x}", rand::random::<u32>());
+        skiff_controllers::ManagerConfig {
+            controllers: skiff_controllers::ControllerConfig {
+                node_monitor_grace_period: self.node_monitor_grace_period,
+                default_unreachable_toleration: std::time::Duration::from_secs(
+                    self.default_unreachable_toleration_seconds,
+                ),
+                ..Default::default()
+            },
+            leader_election: Some(skiff_controllers::LeaderElectionConfig::new(identity)),
+        }
+    }
+}
+
+/// A client for the in-process controllers (and agent): the server's own kubeconfig.
+pub fn local_client(
+    server: &skiff_apiserver::RunningServer,
+) -> anyhow::Result<skiff_client::Client> {
+    let path = server.kubeconfig_path();
+    let kubeconfig = skiff_client::Kubeconfig::read(path)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let cluster = kubeconfig.resolve(None)?;
+    Ok(skiff_client::Client::new(&cluster)?)
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
@@ -50,6 +94,16 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let compactor = tokio::spawn(skiff_store::run_compactor(store, policy, cancel.clone()));
+    let manager = if args.no_controllers {
+        None
+    } else {
+        let client = local_client(&server)?;
+        Some(tokio::spawn(skiff_controllers::manager::run(
+            client,
+            args.manager_config(),
+            cancel.clone(),
+        )))
+    };
     println!("skiff server: API at {}", server.url());
     println!(
         "skiff server: kubeconfig at {} (export KUBECONFIG={})",
@@ -59,6 +113,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     crate::signal::wait_for_shutdown().await;
     tracing::info!("shutting down");
     cancel.cancel();
+    if let Some(manager) = manager {
+        let _ = manager.await;
+    }
     server.wait().await;
     let _ = compactor.await;
     Ok(())

@@ -58,6 +58,10 @@ pub fn admit_update(
     status_only: bool,
     fv: FieldValidation,
 ) -> Result<Admitted, ApiError> {
+    let mut new = new;
+    if r.group.is_empty() && r.plural == "services" && !status_only {
+        crate::allocator::keep_allocated(old, &mut new);
+    }
     let (mut obj, warnings) = decode(r, &new, fv)?;
     let old_obj = Object::from_value(r, old).map_err(api_error)?;
     skiff_api::defaulting::prepare_for_update(&old_obj, &mut obj);

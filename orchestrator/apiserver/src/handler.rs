@@ -307,6 +307,9 @@ impl Api {
         let admitted = admission::admit_create(r, body, q.field_validation)?;
         let mut obj = admitted.object;
         stamp_new(r, &mut obj);
+        if resources::is(r, "", "services") && !q.dry_run {
+            crate::allocator::allocate(&self.store, &mut obj, None).await?;
+        }
         if q.dry_run {
             return Ok((StatusCode::CREATED, obj, admitted.warnings));
         }
@@ -441,6 +444,10 @@ impl Api {
                 object: mut new,
                 warnings,
             } = mutate(current.clone())?;
+            if resources::is(r, "", "services") && !dry_run {
+                // A type change to NodePort needs ports; addresses kept are no conflict.
+                crate::allocator::allocate(&self.store, &mut new, Some(&current)).await?;
+            }
             if object::deletion_timestamp(&new).is_some() && object::finalizers(&new).is_empty() {
                 if dry_run {
                     return Ok((StatusCode::OK, new, warnings));

@@ -16,6 +16,7 @@
 
 pub mod accept;
 pub mod admission;
+mod allocator;
 pub mod auth;
 pub mod body;
 pub mod cache;

@@ -28,6 +28,7 @@
 
 pub mod client;
 pub mod error;
+pub mod informer;
 pub mod kubeconfig;
 pub mod table;
 pub mod watch;
@@ -35,6 +36,7 @@ pub mod watch;
 pub use client::{
     ByteStream, Client, DeleteParams, ListParams, LogParams, Patch, PropagationPolicy,
 };
+pub use informer::{Informer, InformerEvent, ObjectKey};
 pub use error::{ApiError, Error, Result, StatusCause};
 pub use kubeconfig::{ClusterConfig, Kubeconfig};
 pub use table::{IncludeObject, Table, TableColumn, TableRow};

@@ -9,6 +9,7 @@ mod logs;
 mod manifests;
 mod printing;
 mod rest;
+mod services;
 mod watch;
 
 /// Runs `async fn $name(s: TestServer)` once per backend, as `$name::embedded` and

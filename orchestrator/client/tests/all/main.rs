@@ -452,3 +452,90 @@ async fn watch_ends_when_the_server_stops_and_insecure_skips_verification() {
     assert!(end.is_none(), "{end:?}");
     h.stop().await;
 }
+
+/// Waits (bounded) until `check` holds.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn informer_lists_then_follows_changes() {
+    use skiff_client::{Informer, InformerEvent, ObjectKey};
+    let h = Harness::start().await;
+    let cm = |name: &str, v: &str| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "default", "labels": {"app": "x"}},
+            "data": {"v": v}})
+    };
+    h.client
+        .create(&registry::CONFIG_MAP, Some("default"), &cm("before", "1"))
+        .await
+        .unwrap();
+    let informer = Informer::new(
+        h.client.clone(),
+        &registry::CONFIG_MAP,
+        ListParams::default().labels("app=x"),
+    );
+    let mut rx = informer.subscribe();
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn({
+        let informer = informer.clone();
+        let cancel = cancel.clone();
+        async move { informer.run(cancel).await }
+    });
+    informer.synced().await;
+    assert!(matches!(rx.recv().await.unwrap(), InformerEvent::Relisted));
+    let key = ObjectKey::new(Some("default"), "before");
+    let cached = informer.get(&key).expect("listed");
+    // List items get their type back.
+    assert_eq!(cached["kind"], "ConfigMap");
+    assert_eq!(cached["apiVersion"], "v1");
+
+    h.client
+        .create(&registry::CONFIG_MAP, Some("default"), &cm("after", "2"))
+        .await
+        .unwrap();
+    let patch = Patch::Merge(json!({"data": {"v": "3"}}));
+    h.client
+        .patch(&registry::CONFIG_MAP, Some("default"), "before", &patch)
+        .await
+        .unwrap();
+    h.client
+        .delete(
+            &registry::CONFIG_MAP,
+            Some("default"),
+            "after",
+            &DeleteParams::default(),
+        )
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let event = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("an event")
+            .unwrap();
+        seen.push(event);
+    }
+    assert!(
+        matches!(&seen[0], InformerEvent::Applied { old: None, new } if new["metadata"]["name"] == "after")
+    );
+    assert!(
+        matches!(&seen[1], InformerEvent::Applied { old: Some(old), new }
+        if old["data"]["v"] == "1" && new["data"]["v"] == "3")
+    );
+    assert!(matches!(&seen[2], InformerEvent::Deleted(old) if old["metadata"]["name"] == "after"));
+    eventually("cache follows", || {
+        informer.len() == 1 && informer.get(&key).is_some_and(|o| o["data"]["v"] == "3")
+    })
+    .await;
+    assert_eq!(informer.list_namespace("default").len(), 1);
+    assert!(informer.list_namespace("other").is_empty());
+    cancel.cancel();
+    task.await.unwrap();
+    h.stop().await;
+}

@@ -1,0 +1,3 @@
+//! The controllers integration tests.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
