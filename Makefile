@@ -8,7 +8,7 @@ GUESTS_MANIFEST := tests/guests/Cargo.toml
 .PHONY: demo test bench deps guests build lint fmt clean-data
 
 ## demo: build everything and start a local Skiff (see README)
-demo: deps build
+demo: deps guests build
 	./scripts/demo.sh
 
 ## test: install what is missing, build the guests, start a real etcd, run every test

@@ -10,12 +10,14 @@ mod describe;
 mod get;
 mod logging;
 mod logs;
+mod node;
 mod output;
 mod rollout;
 mod run;
 mod scale;
 mod server;
 mod signal;
+mod up;
 mod version;
 mod wait;
 
@@ -40,6 +42,10 @@ struct Cli {
 enum Command {
     /// Run the control plane: the API server on the embedded store or on etcd
     Server(server::ServerArgs),
+    /// Run a node: the agent that runs the pods bound to it, and its service proxy
+    Node(node::NodeArgs),
+    /// Run a whole cluster on this machine: control plane and one node, in one process
+    Up(up::UpArgs),
     /// Print the version of this binary (and of the server, when one is reachable)
     Version(version::VersionArgs),
     /// Create or update objects from manifests (files, directories or stdin)
@@ -79,6 +85,8 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Server(args) => server::run(args).await,
+            Command::Up(args) => up::run(args).await,
+            Command::Node(args) => node::run(args).await,
             Command::Version(args) => cli_common::exit_on_error(version::run(args).await),
             Command::Apply(args) => cli_common::exit_on_error(apply::run(args).await),
             Command::Get(args) => cli_common::exit_on_error(get::run(args).await),

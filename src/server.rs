@@ -77,47 +77,71 @@ pub fn local_client(
     Ok(skiff_client::Client::new(&cluster)?)
 }
 
+/// A running control plane: API server, compactor, controller manager.
+pub struct ControlPlane {
+    pub server: skiff_apiserver::RunningServer,
+    compactor: tokio::task::JoinHandle<()>,
+    manager: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl ControlPlane {
+    /// Opens the store and starts everything; it all stops when `cancel` fires.
+    pub async fn start(args: &ServerArgs, cancel: &CancellationToken) -> anyhow::Result<Self> {
+        let store = open_store(args).await?;
+        let config = skiff_apiserver::ApiServerConfig {
+            listen: args.listen,
+            data_dir: args.data_dir.clone(),
+            tls_sans: args.tls_sans.clone(),
+            ..Default::default()
+        };
+        let server = skiff_apiserver::start(config, store.clone(), cancel.clone())
+            .await
+            .context("starting the API server")?;
+        let policy = skiff_store::CompactionPolicy {
+            keep_revisions: args.history_revisions,
+            ..Default::default()
+        };
+        let compactor = tokio::spawn(skiff_store::run_compactor(store, policy, cancel.clone()));
+        let manager = if args.no_controllers {
+            None
+        } else {
+            let client = local_client(&server)?;
+            Some(tokio::spawn(skiff_controllers::manager::run(
+                client,
+                args.manager_config(),
+                cancel.clone(),
+            )))
+        };
+        Ok(ControlPlane {
+            server,
+            compactor,
+            manager,
+        })
+    }
+
+    /// Waits for everything to stop (after the cancel given to `start`).
+    pub async fn wait(self) {
+        if let Some(manager) = self.manager {
+            let _ = manager.await;
+        }
+        self.server.wait().await;
+        let _ = self.compactor.await;
+    }
+}
+
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
-    let store = open_store(&args).await?;
-    let config = skiff_apiserver::ApiServerConfig {
-        listen: args.listen,
-        data_dir: args.data_dir.clone(),
-        tls_sans: args.tls_sans.clone(),
-        ..Default::default()
-    };
-    let server = skiff_apiserver::start(config, store.clone(), cancel.clone())
-        .await
-        .context("starting the API server")?;
-    let policy = skiff_store::CompactionPolicy {
-        keep_revisions: args.history_revisions,
-        ..Default::default()
-    };
-    let compactor = tokio::spawn(skiff_store::run_compactor(store, policy, cancel.clone()));
-    let manager = if args.no_controllers {
-        None
-    } else {
-        let client = local_client(&server)?;
-        Some(tokio::spawn(skiff_controllers::manager::run(
-            client,
-            args.manager_config(),
-            cancel.clone(),
-        )))
-    };
-    println!("skiff server: API at {}", server.url());
+    let plane = ControlPlane::start(&args, &cancel).await?;
+    println!("skiff server: API at {}", plane.server.url());
     println!(
         "skiff server: kubeconfig at {} (export KUBECONFIG={})",
-        server.kubeconfig_path().display(),
-        server.kubeconfig_path().display()
+        plane.server.kubeconfig_path().display(),
+        plane.server.kubeconfig_path().display()
     );
     crate::signal::wait_for_shutdown().await;
     tracing::info!("shutting down");
     cancel.cancel();
-    if let Some(manager) = manager {
-        let _ = manager.await;
-    }
-    server.wait().await;
-    let _ = compactor.await;
+    plane.wait().await;
     Ok(())
 }
 

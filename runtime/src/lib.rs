@@ -21,6 +21,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod agent;
 pub mod artifact;
 pub mod content;
 pub mod engine;
@@ -31,8 +32,13 @@ pub mod imports;
 pub mod limits;
 pub mod logs;
 pub mod pod;
+pub mod proxy;
 mod state;
 
+pub use agent::{
+    Agent, AgentConfig, AgentEndpoints, AgentError, BackoffConfig, HttpEndpoint, NodeCapacity,
+    RunningAgent,
+};
 pub use content::{ContentStore, Digest, ImageRef};
 pub use engine::EngineConfig;
 pub use error::{Error, Result};

@@ -18,8 +18,19 @@ pub struct Server {
 
 impl Server {
     pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        Self::spawn("server", data_dir, extra)
+    }
+
+    /// `skiff up`: the API, the controllers and one node (agent on a free port).
+    pub fn up(data_dir: &Path, extra: &[&str]) -> Server {
+        let mut args = vec!["--agent-port", "0"];
+        args.extend_from_slice(extra);
+        Self::spawn("up", data_dir, &args)
+    }
+
+    fn spawn(command: &str, data_dir: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(SKIFF)
-            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args([command, "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(extra)
             .stdout(Stdio::piped())
@@ -32,7 +43,8 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(30);
         while url.is_none() && Instant::now() < deadline {
             let line = lines.next().expect("server output").expect("utf-8 line");
-            if let Some(rest) = line.strip_prefix("skiff server: API at ") {
+            let prefix = format!("skiff {command}: API at ");
+            if let Some(rest) = line.strip_prefix(&prefix) {
                 url = Some(rest.trim().to_string());
             }
         }

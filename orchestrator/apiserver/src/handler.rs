@@ -448,7 +448,10 @@ impl Api {
                 // A type change to NodePort needs ports; addresses kept are no conflict.
                 crate::allocator::allocate(&self.store, &mut new, Some(&current)).await?;
             }
-            if object::deletion_timestamp(&new).is_some() && object::finalizers(&new).is_empty() {
+            if object::deletion_timestamp(&new).is_some()
+                && object::finalizers(&new).is_empty()
+                && !holds_namespace_finalizers(r, &new)
+            {
                 if dry_run {
                     return Ok((StatusCode::OK, new, warnings));
                 }
@@ -629,6 +632,57 @@ impl Api {
         ))
     }
 
+    /// PUT `namespaces/{name}/finalize`: replaces only `spec.finalizers` (what the
+    /// namespace controller removes `kubernetes` from once the namespace is empty). A
+    /// terminating namespace left with no finalizer at all is deleted.
+    pub async fn finalize_namespace(
+        &self,
+        r: Resource,
+        name: &str,
+        mut body: Value,
+        q: &Query,
+    ) -> Result<Answer, ApiError> {
+        check_kind(r, &mut body)?;
+        check_name(&body, name)?;
+        let precondition = match object::resource_version(&body) {
+            Some(rv) if !rv.is_empty() => Some(parse_rv(rv)?),
+            _ => None,
+        };
+        let finalizers = body
+            .pointer("/spec/finalizers")
+            .cloned()
+            .unwrap_or_else(|| json!([]));
+        if !finalizers
+            .as_array()
+            .is_some_and(|f| f.iter().all(|x| x.as_str().is_some_and(|s| !s.is_empty())))
+        {
+            return Err(ApiError::invalid(
+                r.kind,
+                r.group,
+                name,
+                vec![Cause {
+                    reason: "FieldValueInvalid".into(),
+                    message: "Invalid value: spec.finalizers must be a list of names".into(),
+                    field: "spec.finalizers".into(),
+                }],
+            ));
+        }
+        self.write(r, None, name, precondition, q.dry_run, |current| {
+            let mut new = current.clone();
+            let spec = new
+                .as_object_mut()
+                .map(|o| o.entry("spec").or_insert_with(|| json!({})));
+            if let Some(Value::Object(spec)) = spec {
+                spec.insert("finalizers".into(), finalizers.clone());
+            }
+            Ok(Admitted {
+                object: new,
+                warnings: Vec::new(),
+            })
+        })
+        .await
+    }
+
     // ---------------------------------------------------------------- delete
 
     pub async fn delete(
@@ -685,8 +739,9 @@ impl Api {
             }
             let grace = options.grace_period_seconds.or(q.grace_period_seconds);
             let graceful_pod = self.is_graceful_pod(r, &current, grace).await;
+            let namespace_content = holds_namespace_finalizers(r, &current);
 
-            if finalizers.is_empty() && !graceful_pod {
+            if finalizers.is_empty() && !graceful_pod && !namespace_content {
                 if q.dry_run {
                     return Ok(ok(current));
                 }
@@ -718,6 +773,13 @@ impl Api {
                     0
                 };
                 meta.insert("deletionGracePeriodSeconds".into(), grace.into());
+            }
+            if namespace_content && let Some(o) = new.as_object_mut() {
+                // The namespace controller empties it, then finalizes it.
+                let status = o.entry("status").or_insert_with(|| json!({}));
+                if let Some(status) = status.as_object_mut() {
+                    status.insert("phase".into(), "Terminating".into());
+                }
             }
             object::set_resource_version(&mut new, mod_rev);
             if new == current || q.dry_run {
@@ -832,6 +894,19 @@ fn admit_update(
             obj.insert("status".into(), status.clone());
         } else if let Some(obj) = new.as_object_mut() {
             obj.remove("status");
+        }
+    }
+    // Only the finalize subresource changes a namespace's spec.finalizers.
+    if part == Part::Main && resources::is(r, "", "namespaces") {
+        let before = current.pointer("/spec/finalizers").cloned();
+        let spec = new
+            .as_object_mut()
+            .map(|o| o.entry("spec").or_insert_with(|| json!({})));
+        if let Some(Value::Object(spec)) = spec {
+            match before {
+                Some(f) => spec.insert("finalizers".into(), f),
+                None => spec.remove("finalizers"),
+            };
         }
     }
     // Server-owned metadata.
@@ -1004,6 +1079,15 @@ fn last_key(r: Resource, items: &[Arc<Value>]) -> Option<String> {
         object::name(last)?,
     )
     .ok()
+}
+
+/// A namespace whose `spec.finalizers` is not empty: its deletion waits for them.
+fn holds_namespace_finalizers(r: Resource, obj: &Value) -> bool {
+    resources::is(r, "", "namespaces")
+        && obj
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty())
 }
 
 fn add_unique(list: &mut Vec<String>, item: &str) {

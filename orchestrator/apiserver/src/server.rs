@@ -430,6 +430,13 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Result<Response<Body>
                     let obj = body::decode_object(&bytes, &body::content_type(&headers))?;
                     api.bind(r, ns, &name, obj).await.map(json_ok)
                 }
+                (Some("finalize"), Method::PUT) if resources::is(r, "", "namespaces") => {
+                    let (headers, bytes) = read(shared, req).await?;
+                    let obj = body::decode_object(&bytes, &body::content_type(&headers))?;
+                    api.finalize_namespace(r, &name, obj, &query)
+                        .await
+                        .map(json_ok)
+                }
                 (Some("log"), Method::GET) if resources::is(r, "", "pods") => {
                     crate::logs::proxy(api, r, ns, &name, &query).await
                 }

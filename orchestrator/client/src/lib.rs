@@ -36,8 +36,8 @@ pub mod watch;
 pub use client::{
     ByteStream, Client, DeleteParams, ListParams, LogParams, Patch, PropagationPolicy,
 };
-pub use informer::{Informer, InformerEvent, ObjectKey};
 pub use error::{ApiError, Error, Result, StatusCause};
+pub use informer::{Informer, InformerEvent, ObjectKey};
 pub use kubeconfig::{ClusterConfig, Kubeconfig};
 pub use table::{IncludeObject, Table, TableColumn, TableRow};
 pub use watch::{WatchEvent, WatchStream};

@@ -127,13 +127,16 @@ struct Recorded {
     count: u64,
 }
 
+/// (involved uid, type, reason, message) → the Event written for it.
+type Seen = HashMap<(String, String, String, String), Recorded>;
+
 /// Writes core/v1 Events about objects. Best effort: a failed write is logged, never
 /// returned — an event must not fail a reconcile.
 #[derive(Clone, Debug)]
 pub struct EventRecorder {
     client: Client,
     component: Arc<str>,
-    seen: Arc<Mutex<HashMap<(String, String, String, String), Recorded>>>,
+    seen: Arc<Mutex<Seen>>,
 }
 
 /// How many distinct events the recorder remembers for aggregation.
@@ -251,9 +254,7 @@ impl EventRecorder {
         Ok(())
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(String, String, String, String), Recorded>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Seen> {
         self.seen
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

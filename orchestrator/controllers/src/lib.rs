@@ -14,6 +14,7 @@ pub mod context;
 pub mod daemonset;
 pub mod deployment;
 pub mod driver;
+pub mod endpoints;
 pub mod error;
 pub mod gc;
 pub mod job;

@@ -49,7 +49,8 @@ async fn run_all(client: Client, config: ControllerConfig, cancel: CancellationT
         job,
         nodelifecycle,
         gc,
-        namespace
+        namespace,
+        endpoints
     );
     tasks.close();
     cancel.cancelled().await;

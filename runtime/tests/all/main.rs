@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod agent;
 mod cache;
 mod command;
 mod errors;
