@@ -50,7 +50,13 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let mut child = Command::new(SKIFF)
-            .args(["server", "--no-controllers", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "server",
+                "--no-controllers",
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
             .arg(&data)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
