@@ -192,22 +192,45 @@ fn scenarios(bin: String) {
         "{err}"
     );
 
-    // `kubectl create configmap|secret` send protobuf bodies, which Skiff does not
-    // decode yet (415, see #6); the same objects from YAML:
-    let out = k.ok_stdin(
-        &["create", "-f", "-"],
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  a: \"1\"\n  b: \"2\"\n",
-    );
+    // `kubectl create configmap|secret|namespace|serviceaccount` send Kubernetes protobuf
+    // bodies (application/vnd.kubernetes.protobuf), which Skiff decodes for these kinds.
+    let out = k.ok(&[
+        "create",
+        "configmap",
+        "cfg",
+        "--from-literal=a=1",
+        "--from-literal=b=2",
+    ]);
     assert!(out.contains("configmap/cfg created"), "{out}");
     assert_eq!(k.ok(&["get", "cm", "cfg", "-o", "jsonpath={.data.b}"]), "2");
-    let out = k.ok_stdin(
-        &["create", "-f", "-"],
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  token: abc\n",
-    );
+    let out = k.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "s",
+        "--from-literal=token=abc",
+    ]);
     assert!(out.contains("secret/s created"), "{out}");
     assert_eq!(
         k.ok(&["get", "secret", "s", "-o", "jsonpath={.data.token}"]),
         "YWJj"
+    );
+    let out = k.ok(&["create", "namespace", "team-a"]);
+    assert!(out.contains("namespace/team-a created"), "{out}");
+    assert_eq!(
+        k.ok(&["get", "ns", "team-a", "-o", "jsonpath={.status.phase}"]),
+        "Active"
+    );
+    let out = k.ok(&["create", "serviceaccount", "robot", "-n", "team-a"]);
+    assert!(out.contains("serviceaccount/robot created"), "{out}");
+    // Kinds Skiff does not decode from protobuf get a 415 that says what to do instead.
+    let err = k.fails(
+        &["create", "deployment", "pb", "--image=file:///srv/pb.wasm"],
+        None,
+    );
+    assert!(
+        err.contains("Deployment") && err.contains("kubectl apply -f"),
+        "{err}"
     );
 
     // describe shows events about the object.

@@ -68,7 +68,7 @@ pub fn content_type(headers: &HeaderMap) -> String {
         .unwrap_or_default()
 }
 
-/// Decodes a JSON or YAML object body.
+/// Decodes a JSON, YAML or Kubernetes protobuf object body.
 pub fn decode_object(bytes: &[u8], media_type: &str) -> Result<Value, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("the request body is empty"));
@@ -81,6 +81,7 @@ pub fn decode_object(bytes: &[u8], media_type: &str) -> Result<Value, ApiError> 
         "" | "application/json" | "*/*" => serde_json::from_slice(bytes).map_err(|e| {
             ApiError::bad_request(format!("the request body is not valid JSON: {e}"))
         })?,
+        crate::protobuf::MEDIA_TYPE => crate::protobuf::decode(bytes)?,
         other => {
             return Err(ApiError::unsupported_media_type(format!(
                 "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {other:?})"

@@ -28,6 +28,7 @@ pub mod logs;
 pub mod object;
 pub mod openapi;
 pub mod path;
+mod protobuf;
 pub mod query;
 pub mod resources;
 pub mod server;
