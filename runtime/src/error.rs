@@ -79,6 +79,10 @@ pub enum Error {
     #[error("engine configuration: {0}")]
     Engine(String),
 
+    /// The node's own settings are unusable (extra CA certificates that do not parse…).
+    #[error("node configuration: {0}")]
+    Config(String),
+
     /// Local disk I/O of the content store, artifact cache or logs.
     #[error("{}: {source}", path.display())]
     Io {
@@ -117,7 +121,9 @@ impl Error {
             | Error::NotRunnable { .. }
             | Error::WrongKind { .. } => "InvalidComponent",
             Error::InvalidSpec(_) => "CreateContainerConfigError",
-            Error::Engine(_) | Error::Io { .. } | Error::Wasmtime(_) => "CreateContainerError",
+            Error::Engine(_) | Error::Config(_) | Error::Io { .. } | Error::Wasmtime(_) => {
+                "CreateContainerError"
+            }
         }
     }
 }

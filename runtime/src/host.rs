@@ -23,7 +23,7 @@ use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::artifact::{ArtifactCache, ArtifactKind, Compiled};
-use crate::content::{ContentStore, Digest, ImageRef};
+use crate::content::{ContentStore, Digest, FetchConfig, ImageRef};
 use crate::engine::{EngineConfig, EpochTicker};
 use crate::error::{Error, Result};
 use crate::imports::ProvidedImports;
@@ -125,13 +125,16 @@ impl std::fmt::Debug for Host {
 }
 
 impl Host {
-    /// Builds the engine, starts the epoch ticker and links WASI.
+    /// Builds the engine, starts the epoch ticker and links WASI: for components, WASI 0.2,
+    /// `wasi:http` and `wasi:config` (what `wit/skiff.wit`'s worlds import); for core
+    /// modules, preview 1.
     pub fn new(config: HostConfig) -> Result<Host> {
         let engine = config.engine.build()?;
         let mut linker = Linker::new(&engine);
         let link = |e: wasmtime::Error| Error::Engine(format!("linking WASI: {e:#}"));
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link)?;
+        wasmtime_wasi_config::add_to_linker(&mut linker, InstanceState::config).map_err(link)?;
         let mut p1_linker = wasmtime::Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut p1_linker, |s: &mut P1State| &mut s.wasi)
             .map_err(link)?;
@@ -166,6 +169,15 @@ impl Host {
             max_memory: u64::try_from(config.engine.max_memory_size).unwrap_or(u64::MAX),
             _ticker: ticker,
         })
+    }
+
+    /// Like [`Host::new`], downloading `https://` images as `fetch` says (timeouts, size
+    /// cap, extra trusted CAs).
+    pub fn with_fetch_config(config: HostConfig, fetch: FetchConfig) -> Result<Host> {
+        let content = ContentStore::new(&config.data_dir).with_fetch_config(fetch)?;
+        let mut host = Host::new(config)?;
+        host.content = content;
+        Ok(host)
     }
 
     /// The node's engine.
@@ -214,17 +226,17 @@ impl Host {
     /// Fetches, compiles (once) and prepares the component an image names.
     pub async fn load(self: &Arc<Self>, image: &str) -> Result<Arc<Workload>> {
         let image: ImageRef = image.parse()?;
-        if let ImageRef::Digest(digest) = &image {
+        if let ImageRef::Digest(digest)
+        | ImageRef::Https {
+            pin: Some(digest), ..
+        } = &image
+        {
             let slot = self.lock_workloads().get(digest).cloned();
             if let Some(ready) = slot.as_ref().and_then(|s| s.get()) {
                 return Ok(ready.clone());
             }
         }
-        let host = self.clone();
-        let fetched = tokio::task::spawn_blocking(move || host.content.fetch(&image))
-            .await
-            .map_err(|e| Error::Wasmtime(format!("fetch task: {e}")))??;
-        let (digest, bytes) = fetched;
+        let (digest, bytes) = self.content.fetch(&image).await?;
         let slot = self.lock_workloads().entry(digest).or_default().clone();
         let host = self.clone();
         let workload = slot

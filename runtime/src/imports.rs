@@ -2,10 +2,11 @@
 //! names every import of a component the host lacks.
 //!
 //! wasmtime's linker stops at the first import it cannot satisfy; a user fixing a
-//! component wants all of them at once. The host links the whole of WASI 0.2 (as
-//! `wit/README.md` describes) minus the interfaces a workload exports (`wasi:cli/run`,
-//! `wasi:http/incoming-handler`) and minus `@unstable` ones. Names match the way the
-//! linker matches them: same package and interface, semver-compatible version.
+//! component wants all of them at once. The host links the whole of WASI 0.2 and
+//! `wasi:config/store` (as `wit/README.md` describes) minus the interfaces a workload
+//! exports (`wasi:cli/run`, `wasi:http/incoming-handler`) and minus `@unstable` ones.
+//! Names match the way the linker matches them: same package and interface,
+//! semver-compatible version (a pre-release, like `wasi:config`'s, matches exactly).
 
 use std::collections::BTreeSet;
 
@@ -13,6 +14,7 @@ use std::collections::BTreeSet;
 const WIT_DEPS: &[&str] = &[
     include_str!("../../wit/deps/cli/cli.wit"),
     include_str!("../../wit/deps/clocks/clocks.wit"),
+    include_str!("../../wit/deps/config/config.wit"),
     include_str!("../../wit/deps/filesystem/filesystem.wit"),
     include_str!("../../wit/deps/http/http.wit"),
     include_str!("../../wit/deps/io/io.wit"),
@@ -116,7 +118,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn provides_wasi_0_2_but_not_exports_or_unstable() {
+    fn provides_wasi_0_2_and_config_but_not_exports_or_unstable() {
         let p = ProvidedImports::default();
         assert!(p.provides("wasi:cli/environment@0.2.0"));
         assert!(p.provides("wasi:io/streams@0.2.12"));
@@ -126,7 +128,10 @@ mod tests {
         assert!(!p.provides("wasi:cli/run@0.2.0"));
         assert!(!p.provides("wasi:clocks/timezone@0.2.12"));
         assert!(!p.provides("wasi:io/streams@0.3.0"));
+        // wasi:config is a pre-release: only the version wasmtime implements matches.
+        assert!(p.provides("wasi:config/store@0.2.0-rc.1"));
         assert!(!p.provides("wasi:config/store@0.2.0-draft"));
+        assert!(!p.provides("wasi:config/store@0.2.0"));
         assert_eq!(
             p.missing(["wasi:io/poll@0.2.0", "a:b/c", "wasi:keyvalue/store@0.2.0"]),
             vec!["a:b/c", "wasi:keyvalue/store@0.2.0"]

@@ -1,12 +1,13 @@
-//! What each `Store` holds: the instance's WASI context (its whole sandbox), resource
-//! table, outbound-HTTP hooks and memory limiter. One store per instance; an HTTP request
-//! gets a fresh one.
+//! What each `Store` holds: the instance's WASI context and `wasi:config` values (its
+//! whole sandbox), resource table, outbound-HTTP hooks and memory limiter. One store per
+//! instance; an HTTP request gets a fresh one.
 
 use std::future::Future;
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_config::{WasiConfig, WasiConfigVariables};
 use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 use crate::error::{Error, Result};
@@ -17,6 +18,7 @@ use crate::pod::ContainerSpec;
 /// The data of a component instance's `Store`.
 pub struct InstanceState {
     wasi: WasiCtx,
+    config: WasiConfigVariables,
     http: WasiHttpCtx,
     table: ResourceTable,
     hooks: EgressDenied,
@@ -24,14 +26,20 @@ pub struct InstanceState {
 }
 
 impl InstanceState {
-    pub(crate) fn new(wasi: WasiCtx, limiter: InstanceLimiter) -> InstanceState {
+    pub(crate) fn new(sandbox: Sandbox, limiter: InstanceLimiter) -> InstanceState {
         InstanceState {
-            wasi,
+            wasi: sandbox.wasi,
+            config: sandbox.config,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             hooks: EgressDenied,
             limiter,
         }
+    }
+
+    /// What `wasi:config/store` reads: the container's configuration.
+    pub(crate) fn config(&mut self) -> WasiConfig<'_> {
+        WasiConfig::new(&self.config)
     }
 }
 
@@ -80,9 +88,38 @@ impl WasiHttpHooks for EgressDenied {
     }
 }
 
+/// What one instance is given: its WASI context and its `wasi:config` values.
+pub(crate) struct Sandbox {
+    wasi: WasiCtx,
+    config: WasiConfigVariables,
+}
+
+/// Builds one instance's [`Sandbox`] (or, for a preview-1 module, its `WasiP1Ctx`, which
+/// has no `wasi:config`). Build once.
+pub(crate) struct SandboxBuilder {
+    wasi: WasiCtxBuilder,
+    config: WasiConfigVariables,
+}
+
+impl SandboxBuilder {
+    pub(crate) fn build(&mut self) -> Sandbox {
+        Sandbox {
+            wasi: self.wasi.build(),
+            config: std::mem::take(&mut self.config),
+        }
+    }
+
+    pub(crate) fn build_p1(&mut self) -> WasiP1Ctx {
+        self.wasi.build_p1()
+    }
+}
+
 /// The sandbox of one container: its args, env and preopens, stdout/stderr into its log,
-/// an empty stdin — and nothing else: no host env, no host files, no sockets.
-pub(crate) fn wasi_builder(spec: &ContainerSpec, log: &ContainerLog) -> Result<WasiCtxBuilder> {
+/// an empty stdin — and nothing else: no host env, no host files, no sockets. Its
+/// `wasi:config/store` holds the container's configuration, which is its resolved
+/// environment (`env` + `envFrom`): the same keys and values as the WASI environment, the
+/// last of a repeated key winning, as in Kubernetes.
+pub(crate) fn wasi_builder(spec: &ContainerSpec, log: &ContainerLog) -> Result<SandboxBuilder> {
     let mut b = WasiCtxBuilder::new();
     b.args(&spec.args);
     for (k, v) in &spec.env {
@@ -103,5 +140,12 @@ pub(crate) fn wasi_builder(spec: &ContainerSpec, log: &ContainerLog) -> Result<W
         })?;
     }
     b.stdout(log.stdout()).stderr(log.stderr());
-    Ok(b)
+    Ok(SandboxBuilder {
+        wasi: b,
+        config: spec
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect(),
+    })
 }

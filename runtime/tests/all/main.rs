@@ -6,7 +6,9 @@
 mod agent;
 mod cache;
 mod command;
+mod config;
 mod errors;
+mod fetch;
 mod http;
 mod limits;
 
