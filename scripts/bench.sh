@@ -5,3 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo bench --bench store
 cargo bench --bench apiserver
+cargo bench --bench scheduler

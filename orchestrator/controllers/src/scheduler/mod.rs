@@ -47,9 +47,47 @@ pub use snapshot::{NodeSlot, Snapshot, Usage};
 /// A node's name, shared with the snapshot.
 pub type NodeName = Arc<str>;
 
-/// Picks the node for `pod` with Kubernetes' default weights.
+/// How a decision is made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScheduleOptions {
+    pub weights: Weights,
+    /// Kubernetes' `percentageOfNodesToScore`: filtering stops once this share of the
+    /// nodes has been found feasible, and only those are scored. 0 is Kubernetes'
+    /// adaptive default (50 % minus 1 % per 125 nodes, at least 5 %); 100 scores every
+    /// node. Never fewer than 100 nodes (all of a smaller cluster).
+    pub percentage_of_nodes_to_score: u32,
+}
+
+/// Where a pod goes, and how many node slots the decision looked at (the next decision
+/// starts after them, so that every node is considered in turn).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub node: NodeName,
+    pub examined: usize,
+}
+
+/// Kubernetes' `numFeasibleNodesToFind`.
+pub fn feasible_nodes_to_find(nodes: usize, percentage: u32) -> usize {
+    const MIN_FEASIBLE_NODES: usize = 100;
+    const MIN_PERCENTAGE: usize = 5;
+    if nodes < MIN_FEASIBLE_NODES || percentage >= 100 {
+        return nodes;
+    }
+    let percentage = match percentage {
+        0 => 50usize.saturating_sub(nodes / 125).max(MIN_PERCENTAGE),
+        p => p as usize,
+    };
+    (nodes * percentage / 100).max(MIN_FEASIBLE_NODES)
+}
+
+/// Picks the node for `pod` among every node, with Kubernetes' default weights: the
+/// reference decision, independent of any scheduler state.
 pub fn schedule(pod: &PodInfo, snapshot: &Snapshot) -> Result<NodeName, Unschedulable> {
-    schedule_with(pod, snapshot, &Weights::default())
+    let every_node = ScheduleOptions {
+        percentage_of_nodes_to_score: 100,
+        ..ScheduleOptions::default()
+    };
+    schedule_with(pod, snapshot, &every_node, 0).map(|d| d.node)
 }
 
 /// A feasible node's raw scores.
@@ -62,15 +100,28 @@ struct Candidate<'a> {
     taints: i64,
 }
 
-/// Picks the node for `pod`: filter every node, score the feasible ones, take the best.
+/// Picks the node for `pod`: filter nodes from slot `start` on (wrapping) until enough
+/// are feasible ([`feasible_nodes_to_find`]), score those, take the best. A pod that fits
+/// nowhere has had every node filtered, and gets every node's reasons.
 pub fn schedule_with(
     pod: &PodInfo,
     snapshot: &Snapshot,
-    weights: &Weights,
-) -> Result<NodeName, Unschedulable> {
-    let mut feasible: Vec<Candidate<'_>> = Vec::new();
-    for (index, slot) in snapshot.slots().iter().enumerate() {
-        let Some(slot) = slot else { continue };
+    options: &ScheduleOptions,
+    start: usize,
+) -> Result<Decision, Unschedulable> {
+    let weights = &options.weights;
+    let slots = snapshot.slots();
+    let to_find =
+        feasible_nodes_to_find(snapshot.node_count(), options.percentage_of_nodes_to_score);
+    let mut feasible: Vec<Candidate<'_>> = Vec::with_capacity(to_find.min(slots.len()));
+    let mut examined = 0;
+    for i in 0..slots.len() {
+        if feasible.len() >= to_find {
+            break;
+        }
+        examined = i + 1;
+        let index = (start + i) % slots.len();
+        let Some(slot) = &slots[index] else { continue };
         let Some(info) = &slot.info else { continue };
         if filter::check(pod, info, &slot.usage).is_err() {
             continue;
@@ -85,16 +136,20 @@ pub fn schedule_with(
             taints: score::intolerable_taints_raw(pod, info),
         });
     }
-    match feasible.len() {
-        0 => return Err(explain(pod, snapshot)),
-        1 => return Ok(feasible[0].slot.name.clone()),
+    let decision = |c: &Candidate<'_>| Decision {
+        node: c.slot.name.clone(),
+        examined,
+    };
+    match feasible.as_slice() {
+        [] => return Err(explain(pod, snapshot)),
+        [only] => return Ok(decision(only)),
         _ => {}
     }
 
     // How many of the owner's pods each slot has, as a dense vector.
     let mut owned = Vec::new();
     if let Some(counts) = pod.owner.as_deref().and_then(|o| snapshot.owner_counts(o)) {
-        owned = vec![0u32; snapshot.slots().len()];
+        owned = vec![0u32; slots.len()];
         for (&slot, &n) in counts {
             if let Some(c) = owned.get_mut(slot) {
                 *c = n;
@@ -133,7 +188,7 @@ pub fn schedule_with(
         }
     }
     match best {
-        Some((c, ..)) => Ok(c.slot.name.clone()),
+        Some((c, ..)) => Ok(decision(c)),
         None => Err(explain(pod, snapshot)),
     }
 }
@@ -384,6 +439,69 @@ mod tests {
             let err = schedule(&pod(spec), &s).unwrap_err();
             assert_eq!(err.to_string(), want);
         }
+    }
+
+    #[test]
+    fn feasible_nodes_to_find_table() {
+        // (nodes, percentage, to find)
+        let cases = [
+            (0, 0, 0),
+            (50, 0, 50),
+            (99, 10, 99),
+            (100, 0, 100),
+            (1_000, 0, 420),
+            (5_000, 0, 500),
+            (20_000, 0, 1_000),
+            (1_000, 30, 300),
+            (1_000, 5, 100),
+            (1_000, 100, 1_000),
+            (1_000, 250, 1_000),
+        ];
+        for (nodes, percentage, want) in cases {
+            assert_eq!(
+                feasible_nodes_to_find(nodes, percentage),
+                want,
+                "{nodes} {percentage}"
+            );
+        }
+    }
+
+    #[test]
+    fn large_clusters_are_sampled_from_a_rotating_start() {
+        let names: Vec<String> = (0..300).map(|i| format!("n{i:03}")).collect();
+        let mut s = Snapshot::new();
+        for n in &names {
+            s.upsert_node(node(n, json!({})));
+        }
+        let options = ScheduleOptions::default();
+        let p = pod(json!({}));
+        // 300 nodes: 48 % of them, 144, are enough.
+        let d = schedule_with(&p, &s, &options, 0).unwrap();
+        assert_eq!(d.examined, 144);
+        let again = schedule_with(&p, &s, &options, 0).unwrap();
+        assert_eq!(d, again, "deterministic for one start");
+        let later = schedule_with(&p, &s, &options, 250).unwrap();
+        assert_eq!(later.examined, 144);
+        // Slots 250..300 and 0..94: the pick is among them.
+        let slot_of = |name: &str| names.iter().position(|n| n == name).unwrap();
+        let i = slot_of(&later.node);
+        assert!(!(94..250).contains(&i), "{} at {i}", later.node);
+        // Nodes that do not fit are passed over and do not count.
+        let picky = pod(json!({"nodeSelector": {"pool": "b"}}));
+        let mut s2 = Snapshot::new();
+        for (i, n) in names.iter().enumerate() {
+            let pool = if i % 2 == 0 { "a" } else { "b" };
+            s2.upsert_node(node(n, json!({"metadata": {"labels": {"pool": pool}}})));
+        }
+        let d = schedule_with(&picky, &s2, &options, 0).unwrap();
+        assert_eq!(d.examined, 288, "144 feasible among the first 288");
+        // Nothing fits: every node is examined and explained.
+        let none = pod(json!({"nodeSelector": {"pool": "c"}}));
+        let err = schedule_with(&none, &s2, &options, 17).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "0/300 nodes are available: 300 node(s) didn't match Pod's node affinity/selector."
+        );
     }
 
     #[test]

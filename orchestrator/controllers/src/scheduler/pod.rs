@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{self as core, PodSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
 use serde::Deserialize;
 use serde_json::Value;
 use skiff_api::quantity::{self, Quantity};
@@ -260,11 +261,69 @@ pub struct PodSpecInfo {
     pub host_ports: Vec<HostPort>,
 }
 
+/// The fields of a pod spec the scheduler reads; everything else is skipped unparsed
+/// (a full `PodSpec` costs several times more, and 10,000 pods are parsed at startup).
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct SpecFields {
+    containers: Vec<ContainerFields>,
+    init_containers: Vec<ContainerFields>,
+    overhead: Option<BTreeMap<String, K8sQuantity>>,
+    node_selector: Option<BTreeMap<String, String>>,
+    affinity: Option<core::Affinity>,
+    tolerations: Option<Vec<core::Toleration>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct ContainerFields {
+    resources: Option<core::ResourceRequirements>,
+    restart_policy: Option<String>,
+    ports: Option<Vec<core::ContainerPort>>,
+}
+
 impl PodSpecInfo {
     /// Parses the scheduling-relevant fields of a `spec`.
     pub fn parse(spec: &Value) -> Result<PodSpecInfo, String> {
-        let spec = PodSpec::deserialize(spec).map_err(|e| format!("spec: {e}"))?;
-        let requests = quantity::pod_requests(&spec).map_err(|e| format!("resources: {e}"))?;
+        let fields = SpecFields::deserialize(spec).map_err(|e| format!("spec: {e}"))?;
+        let sidecar = |c: &ContainerFields| c.restart_policy.as_deref() == Some("Always");
+        let host_ports = fields
+            .containers
+            .iter()
+            .chain(fields.init_containers.iter().filter(|c| sidecar(c)))
+            .flat_map(|c| c.ports.iter().flatten())
+            .filter_map(|p| {
+                let port = p.host_port.filter(|p| *p > 0)?;
+                Some(HostPort {
+                    protocol: p
+                        .protocol
+                        .clone()
+                        .filter(|p| !p.is_empty())
+                        .unwrap_or_else(|| "TCP".into()),
+                    ip: p
+                        .host_ip
+                        .clone()
+                        .filter(|ip| !ip.is_empty())
+                        .unwrap_or_else(|| WILDCARD_IP.into()),
+                    port,
+                })
+            })
+            .collect();
+
+        // Requests the way skiff-api computes them for the scheduler, from a spec that
+        // carries only what that computation reads.
+        let container = |c: ContainerFields| core::Container {
+            resources: c.resources,
+            restart_policy: c.restart_policy,
+            ..Default::default()
+        };
+        let minimal = PodSpec {
+            containers: fields.containers.into_iter().map(container).collect(),
+            init_containers: Some(fields.init_containers.into_iter().map(container).collect()),
+            overhead: fields.overhead,
+            ..Default::default()
+        };
+        let requests = quantity::pod_requests(&minimal).map_err(|e| format!("resources: {e}"))?;
         let amount = |name: &str, f: fn(&Quantity) -> i64| requests.get(name).map_or(0, f);
         let requests = Resources {
             milli_cpu: amount("cpu", Quantity::milli_value),
@@ -282,7 +341,8 @@ impl PodSpecInfo {
                 requests.memory
             },
         };
-        let node_affinity = spec
+
+        let node_affinity = fields
             .affinity
             .as_ref()
             .and_then(|a| a.node_affinity.as_ref());
@@ -313,40 +373,17 @@ impl PodSpecInfo {
                     .collect()
             })
             .unwrap_or_default();
-        let sidecars = spec
-            .init_containers
-            .iter()
-            .flatten()
-            .filter(|c| c.restart_policy.as_deref() == Some("Always"));
-        let host_ports = spec
-            .containers
-            .iter()
-            .chain(sidecars)
-            .flat_map(|c| c.ports.iter().flatten())
-            .filter_map(|p| {
-                let port = p.host_port.filter(|p| *p > 0)?;
-                Some(HostPort {
-                    protocol: p
-                        .protocol
-                        .clone()
-                        .filter(|p| !p.is_empty())
-                        .unwrap_or_else(|| "TCP".into()),
-                    ip: p
-                        .host_ip
-                        .clone()
-                        .filter(|ip| !ip.is_empty())
-                        .unwrap_or_else(|| WILDCARD_IP.into()),
-                    port,
-                })
-            })
-            .collect();
         Ok(PodSpecInfo {
             requests,
             non_zero,
-            node_selector: spec.node_selector.unwrap_or_default().into_iter().collect(),
+            node_selector: fields
+                .node_selector
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
             required,
             preferred,
-            tolerations: spec
+            tolerations: fields
                 .tolerations
                 .iter()
                 .flatten()
@@ -551,6 +588,39 @@ mod tests {
             assert_eq!(info.spec.requests, requests, "{containers}");
             assert_eq!(info.spec.non_zero, non_zero, "{containers}");
         }
+    }
+
+    #[test]
+    fn init_containers_and_sidecars_count_as_kubernetes_counts_them() {
+        let info = PodInfo::parse(&pod(json!({
+            "containers": [{"name": "a", "image": "x", "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}],
+            "initContainers": [
+                {"name": "setup", "image": "x", "resources": {"requests": {"cpu": "2", "memory": "1Mi"}}},
+                {"name": "proxy", "image": "x", "restartPolicy": "Always",
+                 "resources": {"limits": {"memory": "16Mi"}},
+                 "ports": [{"containerPort": 9000, "hostPort": 9000}]}
+            ],
+            "overhead": {"cpu": "10m"}
+        })))
+        .unwrap();
+        // cpu: max(100m + sidecar 0, init 2) + overhead 10m; memory: 64Mi + 16Mi.
+        assert_eq!(
+            info.spec.requests,
+            Resources {
+                milli_cpu: 2010,
+                memory: 80 << 20
+            }
+        );
+        assert_eq!(
+            info.spec.host_ports.len(),
+            1,
+            "a sidecar's host port counts"
+        );
+        assert!(
+            PodInfo::parse(&pod(json!({"containers": [{"name": "a", "image": "x",
+            "resources": {"requests": {"cpu": "lots"}}}]})))
+            .is_err()
+        );
     }
 
     #[test]

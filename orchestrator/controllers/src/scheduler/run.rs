@@ -34,9 +34,8 @@ use tokio_util::sync::CancellationToken;
 use super::node::NodeInfo;
 use super::pod::PodInfo;
 use super::queue::SchedulingQueue;
-use super::score::Weights;
 use super::snapshot::Snapshot;
-use super::{NodeName, schedule_with};
+use super::{NodeName, ScheduleOptions, schedule_with};
 use crate::context::{Context, EventRecorder};
 
 /// The component name on the scheduler's Events, as Kubernetes'.
@@ -58,8 +57,8 @@ pub struct SchedulerConfig {
     /// Record a Normal `Scheduled` Event per bind, as Kubernetes does. It costs one more
     /// write per pod; it is written in the background, best effort.
     pub scheduled_events: bool,
-    /// Score weights.
-    pub weights: Weights,
+    /// Score weights and how many nodes a decision looks at.
+    pub options: ScheduleOptions,
 }
 
 impl Default for SchedulerConfig {
@@ -67,7 +66,7 @@ impl Default for SchedulerConfig {
         SchedulerConfig {
             binds_in_flight: 64,
             scheduled_events: true,
-            weights: Weights::default(),
+            options: ScheduleOptions::default(),
         }
     }
 }
@@ -102,6 +101,7 @@ pub async fn run_with(ctx: Context, config: SchedulerConfig, cancel: Cancellatio
         in_flight: HashMap::new(),
         reports,
         cluster_changed: false,
+        next_start: 0,
     };
     let scheduling = async {
         scheduler.run(&cancel).await;
@@ -145,6 +145,8 @@ struct Scheduler {
     reports: mpsc::Sender<Report>,
     /// Something changed that may make room for parked pods.
     cluster_changed: bool,
+    /// The node slot the next decision starts filtering at.
+    next_start: usize,
 }
 
 impl Scheduler {
@@ -156,7 +158,7 @@ impl Scheduler {
             _ = cancel.cancelled() => return,
             _ = async { self.pods.synced().await; self.nodes.synced().await } => {}
         }
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         self.resync_nodes();
         self.resync_pods();
         tracing::info!(
@@ -172,7 +174,7 @@ impl Scheduler {
                 let event = match node_events.try_recv() {
                     Err(broadcast::error::TryRecvError::Empty) => break,
                     Err(broadcast::error::TryRecvError::Lagged(_)) => Err(RecvError::Lagged(0)),
-                    Err(broadcast::error::TryRecvError::Closed) => Err(RecvError::Closed),
+                    Err(broadcast::error::TryRecvError::Closed) => break,
                     Ok(e) => Ok(e),
                 };
                 self.node_event(event);
@@ -181,7 +183,7 @@ impl Scheduler {
                 let event = match pod_events.try_recv() {
                     Err(broadcast::error::TryRecvError::Empty) => break,
                     Err(broadcast::error::TryRecvError::Lagged(_)) => Err(RecvError::Lagged(0)),
-                    Err(broadcast::error::TryRecvError::Closed) => Err(RecvError::Closed),
+                    Err(broadcast::error::TryRecvError::Closed) => break,
                     Ok(e) => Ok(e),
                 };
                 self.pod_event(event);
@@ -206,6 +208,11 @@ impl Scheduler {
             };
             match wake {
                 Wake::Cancelled => break,
+                // Cannot happen while we hold the informers; never spin on it.
+                Wake::Node(Err(RecvError::Closed)) | Wake::Pod(Err(RecvError::Closed)) => {
+                    tracing::error!("an informer's event stream closed: the scheduler stops");
+                    break;
+                }
                 Wake::Node(e) => self.node_event(e),
                 Wake::Pod(e) => self.pod_event(e),
                 Wake::Bind(done) => self.bind_done(done),
@@ -228,8 +235,10 @@ impl Scheduler {
             if decided % DECISIONS_PER_YIELD == 0 {
                 tokio::task::yield_now().await;
             }
-            match schedule_with(&pod, &self.snapshot, &self.config.weights) {
-                Ok(node) => {
+            match schedule_with(&pod, &self.snapshot, &self.config.options, self.next_start) {
+                Ok(super::Decision { node, examined }) => {
+                    self.next_start =
+                        (self.next_start + examined) % self.snapshot.slots().len().max(1);
                     tracing::debug!(pod = %pod.key, %node, "scheduled");
                     self.snapshot.assume(pod.clone(), &node);
                     let handle =
