@@ -13,12 +13,17 @@
 //! `pod.json` and `pod-ip` are written to a temporary file and renamed into place, so a
 //! crash never leaves half a file.
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
+use super::env::{Data, Sources};
 use super::error::{AgentError, AgentResult};
 
 /// Whether `s` is safe as one path segment (uids, container and volume names).
@@ -89,6 +94,72 @@ impl PodDir {
         std::fs::read_to_string(self.root.join("pod-ip"))
             .ok()
             .and_then(|s| s.trim().parse().ok())
+    }
+
+    /// Saves what a container's ConfigMaps and Secrets held when last read, so that the
+    /// pod can start again after a node reboot while the API is unreachable (edge
+    /// autonomy). Readable by the agent's user only: it may hold Secret values, as the
+    /// pod's secret volumes do.
+    pub fn save_sources(&self, container: &str, sources: &Sources) -> AgentResult<()> {
+        if !is_safe_segment(container) {
+            return Err(AgentError::Invalid(format!("container name {container:?}")));
+        }
+        let encode = |m: &BTreeMap<String, Option<Data>>| -> Value {
+            m.iter()
+                .map(|(name, data)| {
+                    let data = data.as_ref().map(|d| {
+                        d.iter()
+                            .map(|(k, v)| (k.clone(), Value::String(BASE64.encode(v))))
+                            .collect::<serde_json::Map<_, _>>()
+                    });
+                    (name.clone(), data.map(Value::Object).unwrap_or(Value::Null))
+                })
+                .collect::<serde_json::Map<_, _>>()
+                .into()
+        };
+        let doc = serde_json::json!({
+            "configMaps": encode(&sources.config_maps),
+            "secrets": encode(&sources.secrets),
+        });
+        let path = self.root.join("sources").join(format!("{container}.json"));
+        write_atomic(&path, doc.to_string().as_bytes())?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| AgentError::io(&path, e))?;
+        }
+        Ok(())
+    }
+
+    /// What [`PodDir::save_sources`] saved for a container, if anything readable.
+    pub fn load_sources(&self, container: &str) -> Option<Sources> {
+        if !is_safe_segment(container) {
+            return None;
+        }
+        let path = self.root.join("sources").join(format!("{container}.json"));
+        let doc: Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+        let decode = |v: Option<&Value>| -> Option<BTreeMap<String, Option<Data>>> {
+            v?.as_object()?
+                .iter()
+                .map(|(name, data)| {
+                    let data = match data {
+                        Value::Null => None,
+                        Value::Object(m) => Some(
+                            m.iter()
+                                .map(|(k, v)| Some((k.clone(), BASE64.decode(v.as_str()?).ok()?)))
+                                .collect::<Option<Data>>()?,
+                        ),
+                        _ => return None,
+                    };
+                    Some((name.clone(), data))
+                })
+                .collect()
+        };
+        Some(Sources {
+            config_maps: decode(doc.get("configMaps"))?,
+            secrets: decode(doc.get("secrets"))?,
+        })
     }
 
     /// Removes everything of the pod. Idempotent.
@@ -188,5 +259,27 @@ mod tests {
         p.remove().unwrap();
         assert!(load_all(dir.path()).is_empty());
         assert!(PodDir::new(dir.path(), "../x").is_none());
+    }
+
+    #[test]
+    fn sources_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = PodDir::new(dir.path(), "u1").unwrap();
+        assert_eq!(p.load_sources("main"), None);
+        let mut sources = Sources::default();
+        sources.config_maps.insert(
+            "cfg".into(),
+            Some(Data::from([("GREETING".to_string(), b"hi".to_vec())])),
+        );
+        sources.config_maps.insert("missing".into(), None);
+        sources.secrets.insert(
+            "s".into(),
+            Some(Data::from([("token".to_string(), vec![0, 159, 255])])),
+        );
+        p.save_sources("main", &sources).unwrap();
+        assert_eq!(p.load_sources("main"), Some(sources));
+        assert!(p.save_sources("../x", &Sources::default()).is_err());
+        std::fs::write(dir.path().join("pods/u1/sources/bad.json"), b"{").unwrap();
+        assert_eq!(p.load_sources("bad"), None);
     }
 }

@@ -971,13 +971,22 @@ async fn prepare(
     } else {
         match fetch_sources(shared, &h.namespace, &refs).await {
             Ok(s) => {
+                if cached.as_ref() != Some(&s)
+                    && let Err(e) = h.dir.save_sources(&c.name, &s)
+                {
+                    tracing::warn!(pod = %h.namespace, container = %c.name, error = %e, "cannot save the container's config sources");
+                }
                 *cached = Some(s.clone());
                 s
             }
-            // The API is unreachable: what was read last keeps the pod going (edge
-            // autonomy); a first start has nothing to go on.
-            Err(e) => match cached {
-                Some(s) => s.clone(),
+            // The API is unreachable: what was read last — in this process, or saved on
+            // disk before a reboot — keeps the pod going (edge autonomy); a first start
+            // has nothing to go on.
+            Err(e) => match h.dir.load_sources(&c.name).or_else(|| cached.clone()) {
+                Some(s) => {
+                    *cached = Some(s.clone());
+                    s
+                }
                 None => return Err(("CreateContainerConfigError", e)),
             },
         }

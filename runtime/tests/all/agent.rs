@@ -786,12 +786,22 @@ async fn init_containers_run_first_and_volumes_are_shared() {
 async fn deletion_stops_the_worker_then_removes_the_pod() {
     let s = setup().await;
     let api = &s.cluster.admin;
+    // Its environment comes from a ConfigMap, which must also outlive the API.
+    api.create(
+        &registry::CONFIG_MAP,
+        Some("default"),
+        &json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "ticks", "namespace": "default"}, "data": {"TICKS": "0"}}),
+    )
+    .await
+    .unwrap();
     create(
         api,
         &pod(
             "ticker",
             "Always",
-            json!([{"name": "main", "image": image("cli_ticker"), "env": [{"name": "TICKS", "value": "0"}]}]),
+            json!([{"name": "main", "image": image("cli_ticker"), "env": [{"name": "TICKS",
+                "valueFrom": {"configMapKeyRef": {"name": "ticks", "key": "TICKS"}}}]}]),
         ),
     )
     .await;
