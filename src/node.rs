@@ -75,6 +75,35 @@ pub struct NodeArgs {
     /// A label for the Node (repeatable)
     #[arg(long = "label", value_name = "KEY=VALUE")]
     labels: Vec<String>,
+
+    /// Also trust these CA certificates (PEM) when fetching https:// images, besides the
+    /// public roots (a private registry or file server)
+    #[arg(long, value_name = "PATH")]
+    image_ca_file: Option<PathBuf>,
+}
+
+/// The wasmtime host, trusting `image_ca_file` for https:// images.
+pub fn make_host(
+    data_dir: &std::path::Path,
+    image_ca_file: Option<&std::path::Path>,
+) -> anyhow::Result<Host> {
+    let config = HostConfig {
+        data_dir: data_dir.to_path_buf(),
+        engine: EngineConfig::default(),
+    };
+    let host = match image_ca_file {
+        None => Host::new(config),
+        Some(path) => {
+            let pem = std::fs::read_to_string(path)
+                .with_context(|| format!("--image-ca-file {}", path.display()))?;
+            let fetch = skiff_runtime::content::FetchConfig {
+                extra_ca_pem: pem,
+                ..Default::default()
+            };
+            Host::with_fetch_config(config, fetch)
+        }
+    };
+    host.context("starting the wasmtime host")
 }
 
 /// This machine's hostname as a Node name (a DNS subdomain: lowercase, other characters
@@ -186,13 +215,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
-    let host = Arc::new(
-        Host::new(HostConfig {
-            data_dir: args.data_dir.clone(),
-            engine: EngineConfig::default(),
-        })
-        .context("starting the wasmtime host")?,
-    );
+    let host = Arc::new(make_host(&args.data_dir, args.image_ca_file.as_deref())?);
     let mut config = AgentConfig::new(
         name.clone(),
         node_ip,

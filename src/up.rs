@@ -10,7 +10,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use skiff_runtime::agent::{Agent, AgentConfig};
-use skiff_runtime::{EngineConfig, Host, HostConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::server::{ControlPlane, ServerArgs, local_client};
@@ -49,6 +48,10 @@ pub struct UpArgs {
     /// How long pods without their own toleration stay on an unreachable node
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub default_unreachable_toleration_seconds: u64,
+
+    /// Also trust these CA certificates (PEM) when fetching https:// images
+    #[arg(long, value_name = "PATH")]
+    pub image_ca_file: Option<PathBuf>,
 }
 
 /// The node's name when none is given: the host name, lower-cased (a DNS label).
@@ -105,13 +108,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&node_dir)
         .with_context(|| format!("creating the node directory {}", node_dir.display()))?;
     let node_dir = std::fs::canonicalize(&node_dir)?;
-    let host = Arc::new(
-        Host::new(HostConfig {
-            data_dir: node_dir.clone(),
-            engine: EngineConfig::default(),
-        })
-        .context("starting the Wasm host")?,
-    );
+    let host = Arc::new(crate::node::make_host(
+        &node_dir,
+        args.image_ca_file.as_deref(),
+    )?);
     let name = args.name.clone().unwrap_or_else(default_node_name);
     let mut config = AgentConfig::new(
         name.clone(),
