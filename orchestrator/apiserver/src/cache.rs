@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::Value;
-use skiff_store::{EventKind, KeyRange, KeyValue, RangeOptions, Revision, Store};
+use skiff_store::{EventKind, KeyRange, KeyValue, LeaseId, RangeOptions, Revision, Store};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -63,6 +63,8 @@ pub struct CacheEvent {
 pub struct CachedObject {
     pub object: Arc<Value>,
     pub mod_revision: Revision,
+    /// The store lease the key is attached to (an Event's TTL).
+    pub lease: Option<LeaseId>,
 }
 
 struct CacheState {
@@ -237,6 +239,7 @@ impl WatchCache {
                         CachedObject {
                             object: obj.clone(),
                             mod_revision: ev.kv.mod_revision,
+                            lease: ev.kv.lease,
                         },
                     );
                     st.events.push_back(CacheEvent {
@@ -413,6 +416,7 @@ async fn list_all(
                 CachedObject {
                     object,
                     mod_revision: kv.mod_revision,
+                    lease: kv.lease,
                 },
             );
         }

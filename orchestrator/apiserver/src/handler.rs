@@ -381,7 +381,7 @@ impl Api {
         };
         let fv = q.field_validation;
         self.write(r, ns, name, precondition, q.dry_run, |current| {
-            Ok(body.clone()).and_then(|new| admit_update(r, &current, new, part, fv))
+            Ok(body.clone()).and_then(|new| admit_update(r, current, new, part, fv))
         })
         .await
     }
@@ -399,13 +399,13 @@ impl Api {
     ) -> Result<Answer, ApiError> {
         let fv = q.field_validation;
         self.write(r, ns, name, None, q.dry_run, |current| {
-            let rv_before = object::resource_version(&current).map(str::to_string);
-            let patched = patch.apply(Some(r), &current)?;
+            let rv_before = object::resource_version(current).map(str::to_string);
+            let patched = patch.apply(Some(r), current)?;
             let rv_after = object::resource_version(&patched).map(str::to_string);
             if rv_after.is_some() && rv_after != rv_before {
                 return Err(ApiError::stale(r.group, r.plural, name));
             }
-            admit_update(r, &current, patched, part, fv)
+            admit_update(r, current, patched, part, fv)
         })
         .await
     }
@@ -425,15 +425,38 @@ impl Api {
         mut mutate: F,
     ) -> Result<Answer, ApiError>
     where
-        F: FnMut(Value) -> Result<Admitted, ApiError>,
+        F: FnMut(&Value) -> Result<Admitted, ApiError>,
     {
         let key = resources::key(r, ns.filter(|_| r.namespaced), name)?;
-        for _ in 0..MAX_CAS_RETRIES {
+        // The first attempt starts from the watch cache's copy, as the kube-apiserver's
+        // GuaranteedUpdate does: a write of it is a compare-and-swap on its mod revision,
+        // so a stale copy only costs a retry. Any outcome that writes nothing (an error,
+        // a no-op, a dry run) is decided again on the store's copy; every retry reads the
+        // store. Services allocate addresses from the current object: always the store.
+        let mut use_cache = !resources::is(r, "", "services");
+        for _ in 0..=MAX_CAS_RETRIES {
+            let cached = if use_cache {
+                use_cache = false;
+                self.cache
+                    .get(&key)
+                    .filter(|c| precondition.is_none_or(|p| p == c.mod_revision))
+            } else {
+                None
+            };
+            let from_cache = cached.is_some();
+            let stored = match cached {
+                Some(c) => Some(Stored {
+                    object: Arc::unwrap_or_clone(c.object),
+                    mod_revision: c.mod_revision,
+                    lease: c.lease,
+                }),
+                None => self.read_stored(&key).await?,
+            };
             let Some(Stored {
                 object: current,
                 mod_revision: mod_rev,
                 lease,
-            }) = self.read_stored(&key).await?
+            }) = stored
             else {
                 return Err(ApiError::not_found(r.group, r.plural, name));
             };
@@ -443,7 +466,11 @@ impl Api {
             let Admitted {
                 object: mut new,
                 warnings,
-            } = mutate(current.clone())?;
+            } = match mutate(&current) {
+                Ok(admitted) => admitted,
+                Err(_) if from_cache => continue,
+                Err(e) => return Err(e),
+            };
             if resources::is(r, "", "services") && !dry_run {
                 // A type change to NodePort needs ports; addresses kept are no conflict.
                 crate::allocator::allocate(&self.store, &mut new, Some(&current)).await?;
@@ -453,6 +480,9 @@ impl Api {
                 && !holds_namespace_finalizers(r, &new)
             {
                 if dry_run {
+                    if from_cache {
+                        continue;
+                    }
                     return Ok((StatusCode::OK, new, warnings));
                 }
                 match self.store.delete_if(key.as_bytes(), mod_rev).await? {
@@ -468,6 +498,9 @@ impl Api {
             }
             object::set_resource_version(&mut new, mod_rev);
             if new == current || dry_run {
+                if from_cache {
+                    continue;
+                }
                 return Ok((StatusCode::OK, new, warnings));
             }
             match self.cas_put(&key, mod_rev, lease, &new).await? {
@@ -526,7 +559,7 @@ impl Api {
         let fv = q.field_validation;
         let (status, obj, warnings) = self
             .write(r, ns, name, None, q.dry_run, |current| {
-                let scale = scale_of(&current);
+                let scale = scale_of(current);
                 let new_scale = match (&patch, &put_body) {
                     (Some(p), _) => p.apply(None, &scale)?,
                     (None, Some(b)) => {
@@ -562,7 +595,7 @@ impl Api {
                 if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
                     spec.insert("replicas".into(), replicas.into());
                 }
-                admit_update(r, &current, new, Part::Main, fv)
+                admit_update(r, current, new, Part::Main, fv)
             })
             .await?;
         Ok((status, scale_of(&obj), warnings))
@@ -606,7 +639,7 @@ impl Api {
                     &format!("pod {name} is already assigned to node \"{bound}\""),
                 ));
             }
-            if object::deletion_timestamp(&current).is_some() {
+            if object::deletion_timestamp(current).is_some() {
                 return Err(ApiError::conflict(
                     r.group,
                     r.plural,
