@@ -34,14 +34,26 @@ impl K<'_> {
     /// Runs kubectl and asserts it succeeded; returns stdout.
     fn ok(&self, args: &[&str]) -> String {
         let (ok, out, err) = self.server.kubectl_with(&self.bin, args, None);
-        assert!(ok, "{} {}: failed: {err}\n{out}", self.bin, args.join(" "));
+        self.check(args, ok, &out, &err);
         out
     }
 
     fn ok_stdin(&self, args: &[&str], stdin: &str) -> String {
         let (ok, out, err) = self.server.kubectl_with(&self.bin, args, Some(stdin));
-        assert!(ok, "{} {}: failed: {err}\n{out}", self.bin, args.join(" "));
+        self.check(args, ok, &out, &err);
         out
+    }
+
+    /// Success, and no complaint about the server's OpenAPI documents (kubectl warns and
+    /// falls back to its compiled-in types when it cannot compute a patch from them).
+    fn check(&self, args: &[&str], ok: bool, out: &str, err: &str) {
+        assert!(ok, "{} {}: failed: {err}\n{out}", self.bin, args.join(" "));
+        assert!(
+            !err.to_ascii_lowercase().contains("openapi"),
+            "{} {}: {err}",
+            self.bin,
+            args.join(" ")
+        );
     }
 
     /// Runs kubectl and asserts it failed; returns stderr.
@@ -92,6 +104,30 @@ fn scenarios(bin: String) {
     for line in ["deployments", "deploy", "apps/v1", "pods", "po"] {
         assert!(r.contains(line), "{line} missing from api-resources:\n{r}");
     }
+
+    // explain: Kubernetes' own schemas and descriptions, from /openapi/v3.
+    let e = k.ok(&["explain", "deployment.spec.strategy"]);
+    assert!(
+        e.contains("Deployment")
+            && e.contains("<DeploymentStrategy>")
+            && e.contains("rollingUpdate")
+            && e.contains("The deployment strategy to use"),
+        "{e}"
+    );
+    let e = k.ok(&["explain", "pods.spec.containers.env"]);
+    assert!(
+        e.contains("<[]EnvVar>") && e.contains("valueFrom") && e.contains("-required-"),
+        "{e}"
+    );
+    let e = k.ok(&["explain", "cm", "--recursive"]);
+    assert!(
+        e.contains("ConfigMap")
+            && e.contains("binaryData")
+            && !e.contains("metadata\t<ObjectMeta> -required-"),
+        "{e}"
+    );
+    let e = k.fails(&["explain", "deployment.spec.imagee"], None);
+    assert!(e.contains("imagee"), "{e}");
 
     // apply, then apply again with a changed image and a removed env var (SMP).
     let out = k.ok_stdin(&["apply", "-f", "-"], DEPLOY_V1);

@@ -150,6 +150,60 @@ static LISTS: &[(&str, Strategy)] = &[
     ("ServiceAccount.secrets", MergeKey("name")),
 ];
 
+/// The fields Kubernetes tags `retainKeys` (kubectl then sends `$retainKeys` in them):
+/// switching a volume's source, or a Deployment's strategy type, drops the old one's
+/// fields. The merge honours `$retainKeys` anywhere; this list is for the OpenAPI
+/// documents.
+static RETAIN_KEYS_FIELDS: &[&str] = &[
+    "PodSpec.volumes",
+    "PodSpec.resourceClaims",
+    "Pod.status.resourceClaimStatuses",
+    "Deployment.spec.strategy",
+];
+
+/// One field's patch annotations, as Kubernetes publishes them in OpenAPI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PatchAnnotation {
+    /// `Container.env`, `Deployment.status.conditions`: a type name or a served kind,
+    /// then field names.
+    pub path: &'static str,
+    /// `x-kubernetes-patch-merge-key`
+    pub merge_key: Option<&'static str>,
+    /// `x-kubernetes-patch-strategy`: `merge`, `retainKeys` or `merge,retainKeys`.
+    pub strategy: &'static str,
+}
+
+/// Every field with a patch strategy: what `x-kubernetes-patch-strategy` and
+/// `x-kubernetes-patch-merge-key` say in Kubernetes' OpenAPI, from the same tables the
+/// merge reads, so a client computing patches from `/openapi/v3` agrees with it.
+pub fn patch_annotations() -> Vec<PatchAnnotation> {
+    let mut out: Vec<PatchAnnotation> = LISTS
+        .iter()
+        .map(|&(path, strategy)| PatchAnnotation {
+            path,
+            merge_key: match strategy {
+                MergeKey(key) => Some(key),
+                MergeSet => None,
+            },
+            strategy: if RETAIN_KEYS_FIELDS.contains(&path) {
+                "merge,retainKeys"
+            } else {
+                "merge"
+            },
+        })
+        .collect();
+    for &path in RETAIN_KEYS_FIELDS {
+        if !LISTS.iter().any(|(p, _)| *p == path) {
+            out.push(PatchAnnotation {
+                path,
+                merge_key: None,
+                strategy: "retainKeys",
+            });
+        }
+    }
+    out
+}
+
 const PATCH: &str = "$patch";
 const RETAIN_KEYS: &str = "$retainKeys";
 const SET_ELEMENT_ORDER: &str = "$setElementOrder/";
