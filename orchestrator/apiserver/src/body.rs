@@ -118,6 +118,16 @@ pub fn json(status: StatusCode, value: &Value, warnings: &[String]) -> Response<
     resp
 }
 
+/// A 200 with a JSON document serialized ahead of time.
+pub fn json_bytes(bytes: Bytes) -> Response<Body> {
+    let mut resp = Response::new(full(bytes));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
 pub fn error(err: &ApiError) -> Response<Body> {
     json(err.code, &err.to_status(), &[])
 }

@@ -314,7 +314,7 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Result<Response<Body>
             .map(|v| body::json(StatusCode::OK, &v, &[]))
             .ok_or_else(|| ApiError::path_not_found(req.uri().path())),
         Target::OpenApi(rest) => crate::openapi::serve(&rest)
-            .map(|v| body::json(StatusCode::OK, &v, &[]))
+            .map(body::json_bytes)
             .ok_or_else(|| ApiError::path_not_found(req.uri().path())),
 
         Target::Collection {
