@@ -30,8 +30,6 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
-use skiff_apiserver::ApiServerConfig;
-use skiff_store::embedded::{EmbeddedOptions, EmbeddedStore};
 use tokio_util::sync::CancellationToken;
 
 const PODS: &str = "/api/v1/namespaces/default/pods";
@@ -146,17 +144,8 @@ impl Api {
 async fn run() -> Result<()> {
     let bench_started = Instant::now();
     let dir = tempfile::tempdir()?;
-    let store = EmbeddedStore::open(dir.path().join("state.db"), EmbeddedOptions::default())
-        .await
-        .context("open the embedded store")?;
     let cancel = CancellationToken::new();
-    let config = ApiServerConfig {
-        listen: "127.0.0.1:0".parse()?,
-        data_dir: dir.path().join("server"),
-        tls: false,
-        ..Default::default()
-    };
-    let server = skiff_apiserver::start(config, Arc::new(store), cancel.clone())
+    let server = skiff_apiserver::start_local(dir.path(), false, cancel.clone())
         .await
         .context("start the API server")?;
     let api = Api {

@@ -33,11 +33,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail, ensure};
 use serde_json::{Value, json};
 use skiff_api::registry;
-use skiff_apiserver::ApiServerConfig;
 use skiff_client::{Client, ClusterConfig, InformerEvent, ObjectKey, Patch};
 use skiff_controllers::scheduler::{self, SchedulerConfig};
 use skiff_controllers::{Context, ControllerConfig};
-use skiff_store::embedded::{EmbeddedOptions, EmbeddedStore};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -84,17 +82,8 @@ async fn run() -> Result<()> {
     let bench_started = Instant::now();
 
     let dir = tempfile::tempdir()?;
-    let store = EmbeddedStore::open(dir.path().join("state.db"), EmbeddedOptions::default())
-        .await
-        .context("open the embedded store")?;
     let cancel = CancellationToken::new();
-    let config = ApiServerConfig {
-        listen: "127.0.0.1:0".parse()?,
-        data_dir: dir.path().join("server"),
-        tls: false,
-        ..Default::default()
-    };
-    let server = skiff_apiserver::start(config, Arc::new(store), cancel.clone())
+    let server = skiff_apiserver::start_local(dir.path(), false, cancel.clone())
         .await
         .context("start the API server")?;
     let client = Client::new(&ClusterConfig {

@@ -37,4 +37,4 @@ pub mod tls;
 pub mod watch;
 
 pub use error::{ApiError, Error, Result};
-pub use server::{ApiServerConfig, RunningServer, start};
+pub use server::{ApiServerConfig, RunningServer, start, start_local};

@@ -120,6 +120,31 @@ struct Shared {
     cancel: CancellationToken,
 }
 
+/// An API server for tests and benchmarks in one process: the embedded store in
+/// `dir/state.db`, 127.0.0.1 on a free port (HTTPS with a generated CA if `tls`, else
+/// plain HTTP), tokens and kubeconfig under `dir/server`, bookmarks every 500 ms and a
+/// 1 s shutdown grace.
+pub async fn start_local(
+    dir: &std::path::Path,
+    tls: bool,
+    cancel: CancellationToken,
+) -> Result<RunningServer> {
+    let store = skiff_store::embedded::EmbeddedStore::open(
+        dir.join("state.db"),
+        skiff_store::embedded::EmbeddedOptions::default(),
+    )
+    .await?;
+    let config = ApiServerConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        data_dir: dir.join("server"),
+        tls,
+        bookmark_interval: Duration::from_millis(500),
+        shutdown_grace: Duration::from_secs(1),
+        ..Default::default()
+    };
+    start(config, Arc::new(store), cancel).await
+}
+
 /// Starts the API server on `store`; it runs until `cancel` fires.
 pub async fn start(
     config: ApiServerConfig,

@@ -28,7 +28,7 @@ use k8s_openapi::api::core::v1::{
     Node, NodeSelectorRequirement, NodeSelectorTerm, Pod, PodSpec, PodTemplateSpec, Toleration,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use skiff_api::registry;
 use skiff_client::ObjectKey;
 use tokio_util::sync::CancellationToken;
@@ -36,7 +36,9 @@ use tokio_util::sync::CancellationToken;
 use crate::context::Context;
 use crate::driver::{Controller, Reconciler, Requeue};
 use crate::error::{Error, Result};
-use crate::job::{Expectations, PodRef, decode, delete_pods, pod_ready};
+use crate::job::{
+    Expectations, PodRef, TemplateOwner, decode, delete_pods, pod_from_raw_template, pod_ready,
+};
 use crate::nodelifecycle::{
     TAINT_NOT_READY, TAINT_UNREACHABLE, node_matches_pod_affinity, tolerates,
 };
@@ -456,45 +458,13 @@ pub fn plan(o: &DaemonSetObserved<'_>) -> DaemonSetPlan {
 /// A new daemon pod for `node`, from the template: bound, with the daemon tolerations
 /// and the node affinity Kubernetes writes.
 fn daemon_pod(raw: &Value, ds: &DaemonSet, hash: &str, node: &str) -> Result<Value> {
-    let name = ds.metadata.name.as_deref().unwrap_or_default();
-    let uid = ds.metadata.uid.as_deref().unwrap_or_default();
-    let template_raw = raw.pointer("/spec/template").cloned().unwrap_or_default();
-    let mut meta = template_raw
-        .get("metadata")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    for k in [
-        "name",
-        "namespace",
-        "uid",
-        "resourceVersion",
-        "creationTimestamp",
-    ] {
-        meta.remove(k);
-    }
-    let labels = meta
-        .entry("labels")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if let Some(labels) = labels.as_object_mut() {
-        labels.insert(CONTROLLER_REVISION_HASH_LABEL.into(), hash.into());
-    }
-    meta.insert("generateName".into(), format!("{name}-").into());
-    meta.insert(
-        "ownerReferences".into(),
-        json!([{
-            "apiVersion": "apps/v1",
-            "kind": "DaemonSet",
-            "name": name,
-            "uid": uid,
-            "controller": true,
-            "blockOwnerDeletion": true,
-        }]),
-    );
-    let mut spec = template_raw
-        .get("spec")
-        .cloned()
-        .unwrap_or_else(|| json!({}));
+    let owner = TemplateOwner {
+        api_version: "apps/v1",
+        kind: "DaemonSet",
+        name: ds.metadata.name.as_deref().unwrap_or_default(),
+        uid: ds.metadata.uid.as_deref().unwrap_or_default(),
+    };
+    let mut pod = pod_from_raw_template(raw, &owner, &[(CONTROLLER_REVISION_HASH_LABEL, hash)]);
     let template: PodTemplateSpec = ds
         .spec
         .as_ref()
@@ -515,7 +485,7 @@ fn daemon_pod(raw: &Value, ds: &DaemonSet, hash: &str, node: &str) -> Result<Val
         }]),
         ..Default::default()
     };
-    if let Some(s) = spec.as_object_mut() {
+    if let Some(s) = pod.get_mut("spec").and_then(Value::as_object_mut) {
         s.insert("nodeName".into(), node.into());
         s.insert(
             "tolerations".into(),
@@ -534,12 +504,7 @@ fn daemon_pod(raw: &Value, ds: &DaemonSet, hash: &str, node: &str) -> Result<Val
             }
         }
     }
-    Ok(json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": meta,
-        "spec": spec,
-    }))
+    Ok(pod)
 }
 
 // ------------------------------------------------------------------------------ apply

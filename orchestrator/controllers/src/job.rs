@@ -794,6 +794,40 @@ pub(crate) async fn delete_pods(ctx: &Context, namespace: &str, pods: &[PodRef])
 fn job_pod(raw: &Value, job: &Job) -> Value {
     let name = job.metadata.name.as_deref().unwrap_or_default();
     let uid = job.metadata.uid.as_deref().unwrap_or_default();
+    let owner = TemplateOwner {
+        api_version: "batch/v1",
+        kind: "Job",
+        name,
+        uid,
+    };
+    pod_from_raw_template(
+        raw,
+        &owner,
+        &[
+            (JOB_NAME_LABEL, name),
+            (LEGACY_JOB_NAME_LABEL, name),
+            (CONTROLLER_UID_LABEL, uid),
+            (LEGACY_CONTROLLER_UID_LABEL, uid),
+        ],
+    )
+}
+
+/// The controller whose pod template makes a pod.
+pub(crate) struct TemplateOwner<'a> {
+    pub api_version: &'a str,
+    pub kind: &'a str,
+    pub name: &'a str,
+    pub uid: &'a str,
+}
+
+/// A new pod from the stored object's `spec.template` (raw, so that fields the typed
+/// model drops survive): the template's metadata without identity fields, plus
+/// `labels`, `generateName: <owner>-`, and the owner as controlling owner.
+pub(crate) fn pod_from_raw_template(
+    raw: &Value,
+    owner: &TemplateOwner<'_>,
+    labels: &[(&str, &str)],
+) -> Value {
     let template = raw.pointer("/spec/template").cloned().unwrap_or_default();
     let mut meta = template
         .get("metadata")
@@ -809,23 +843,22 @@ fn job_pod(raw: &Value, job: &Job) -> Value {
     ] {
         meta.remove(k);
     }
-    let labels = meta
+    let existing = meta
         .entry("labels")
         .or_insert_with(|| Value::Object(Map::new()));
-    if let Some(labels) = labels.as_object_mut() {
-        labels.insert(JOB_NAME_LABEL.into(), name.into());
-        labels.insert(LEGACY_JOB_NAME_LABEL.into(), name.into());
-        labels.insert(CONTROLLER_UID_LABEL.into(), uid.into());
-        labels.insert(LEGACY_CONTROLLER_UID_LABEL.into(), uid.into());
+    if let Some(existing) = existing.as_object_mut() {
+        for (k, v) in labels {
+            existing.insert((*k).into(), (*v).into());
+        }
     }
-    meta.insert("generateName".into(), format!("{name}-").into());
+    meta.insert("generateName".into(), format!("{}-", owner.name).into());
     meta.insert(
         "ownerReferences".into(),
         json!([{
-            "apiVersion": "batch/v1",
-            "kind": "Job",
-            "name": name,
-            "uid": uid,
+            "apiVersion": owner.api_version,
+            "kind": owner.kind,
+            "name": owner.name,
+            "uid": owner.uid,
             "controller": true,
             "blockOwnerDeletion": true,
         }]),

@@ -12,7 +12,7 @@ use futures::StreamExt;
 use http_body_util::{BodyExt, Empty, Full};
 use serde_json::{Value, json};
 use skiff_api::registry;
-use skiff_apiserver::{ApiServerConfig, RunningServer};
+use skiff_apiserver::RunningServer;
 use skiff_client::{Client, ClusterConfig, DeleteParams, LogParams};
 use skiff_runtime::{Agent, AgentConfig, BackoffConfig, Host, NodeCapacity, RunningAgent};
 use tokio_util::sync::CancellationToken;
@@ -48,26 +48,10 @@ fn client(url: &str, token: &str) -> Client {
 impl Cluster {
     async fn start() -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let store = skiff_store::embedded::EmbeddedStore::open(
-            &dir.path().join("state.db"),
-            Default::default(),
-        )
-        .await
-        .unwrap();
         let cancel = CancellationToken::new();
-        let server = skiff_apiserver::start(
-            ApiServerConfig {
-                listen: "127.0.0.1:0".parse().unwrap(),
-                data_dir: dir.path().join("server"),
-                tls: false,
-                shutdown_grace: Duration::from_secs(1),
-                ..Default::default()
-            },
-            Arc::new(store),
-            cancel.clone(),
-        )
-        .await
-        .unwrap();
+        let server = skiff_apiserver::start_local(dir.path(), false, cancel.clone())
+            .await
+            .unwrap();
         Cluster {
             url: server.url(),
             node_token: server.tokens().node().to_string(),

@@ -3,13 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::{Value, json};
 use skiff_api::registry;
-use skiff_apiserver::{ApiServerConfig, RunningServer};
+use skiff_apiserver::RunningServer;
 use skiff_client::{Client, DeleteParams, Kubeconfig, ListParams, Patch, WatchEvent};
 use tokio_util::sync::CancellationToken;
 
@@ -23,21 +22,8 @@ struct Harness {
 impl Harness {
     async fn start() -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let store = skiff_store::embedded::EmbeddedStore::open(
-            &dir.path().join("state.db"),
-            Default::default(),
-        )
-        .await
-        .unwrap();
         let cancel = CancellationToken::new();
-        let config = ApiServerConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: dir.path().join("server"),
-            tls: true,
-            shutdown_grace: Duration::from_secs(1),
-            ..Default::default()
-        };
-        let server = skiff_apiserver::start(config, Arc::new(store), cancel.clone())
+        let server = skiff_apiserver::start_local(dir.path(), true, cancel.clone())
             .await
             .unwrap();
         let kc = Kubeconfig::read(server.kubeconfig_path()).unwrap();
@@ -378,21 +364,8 @@ async fn logs_version_and_refused_credentials() {
     // Another CA: the handshake fails, and the error says where it tried.
     let other = tempfile::tempdir().unwrap();
     let other_server = {
-        let store = skiff_store::embedded::EmbeddedStore::open(
-            &other.path().join("state.db"),
-            Default::default(),
-        )
-        .await
-        .unwrap();
         let cancel = CancellationToken::new();
-        let config = ApiServerConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: other.path().join("server"),
-            tls: true,
-            shutdown_grace: Duration::from_secs(1),
-            ..Default::default()
-        };
-        let s = skiff_apiserver::start(config, Arc::new(store), cancel.clone())
+        let s = skiff_apiserver::start_local(other.path(), true, cancel.clone())
             .await
             .unwrap();
         (s, cancel)

@@ -6,73 +6,30 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::harness::{Api, NS, wait_for};
 use serde_json::{Value, json};
 use skiff_api::registry::{self, Resource};
-use skiff_apiserver::{ApiServerConfig, RunningServer};
-use skiff_client::{Client, ClusterConfig, DeleteParams, ListParams, Patch, PropagationPolicy};
+use skiff_client::{Client, DeleteParams, ListParams, Patch, PropagationPolicy};
 use skiff_controllers::job::JobConfig;
 use skiff_controllers::{Context, ControllerConfig};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-
-const NS: &str = "default";
-const WAIT: Duration = Duration::from_secs(20);
 
 /// An API server and the controllers a test asked for.
 struct Cluster {
     client: Client,
     ctx: Context,
-    cancel: CancellationToken,
-    tasks: TaskTracker,
-    _server: RunningServer,
-    _dir: tempfile::TempDir,
+    api: Api,
 }
 
 impl Cluster {
     async fn start(config: ControllerConfig) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let store = skiff_store::embedded::EmbeddedStore::open(
-            &dir.path().join("state.db"),
-            Default::default(),
-        )
-        .await
-        .unwrap();
-        let cancel = CancellationToken::new();
-        let server = skiff_apiserver::start(
-            ApiServerConfig {
-                listen: "127.0.0.1:0".parse().unwrap(),
-                data_dir: dir.path().join("server"),
-                tls: false,
-                bookmark_interval: Duration::from_millis(500),
-                shutdown_grace: Duration::from_secs(1),
-                ..Default::default()
-            },
-            Arc::new(store),
-            cancel.clone(),
-        )
-        .await
-        .unwrap();
-        let client = Client::new(&ClusterConfig {
-            source: dir.path().join("kubeconfig"),
-            context: "test".into(),
-            server: server.url(),
-            ca_pem: None,
-            insecure_skip_tls_verify: false,
-            token: Some(server.tokens().admin().to_string()),
-            namespace: NS.into(),
-        })
-        .unwrap();
+        let api = Api::start().await;
+        let client = api.client.clone();
+        let cancel = api.cancel.clone();
         let ctx = Context::new(client.clone(), config);
-        let tasks = TaskTracker::new();
+        let tasks = api.tasks.clone();
         ctx.informers.spawn(&tasks, &cancel);
-        Cluster {
-            client,
-            ctx,
-            cancel,
-            tasks,
-            _server: server,
-            _dir: dir,
-        }
+        Cluster { client, ctx, api }
     }
 
     fn run<F, Fut>(&self, controller: F)
@@ -80,8 +37,9 @@ impl Cluster {
         F: FnOnce(Context, CancellationToken) -> Fut,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
-        self.tasks
-            .spawn(controller(self.ctx.clone(), self.cancel.clone()));
+        self.api
+            .tasks
+            .spawn(controller(self.ctx.clone(), self.api.cancel.clone()));
     }
 
     async fn create(&self, r: &Resource, object: Value) -> Value {
@@ -136,30 +94,7 @@ impl Cluster {
     }
 
     async fn stop(self) {
-        self.cancel.cancel();
-        self.tasks.close();
-        tokio::time::timeout(Duration::from_secs(10), self.tasks.wait())
-            .await
-            .expect("controllers stop within 10 s");
-    }
-}
-
-/// Polls `check` until it answers `Some`, failing the test after `WAIT`.
-async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.api.stop().await;
     }
 }
 
@@ -434,8 +369,8 @@ fn now_micro() -> String {
 /// Renews the node's Lease every 200 ms while `alive` is set, as an agent does.
 fn heartbeat(c: &Cluster, node: &'static str, alive: Arc<AtomicBool>) {
     let client = c.client.clone();
-    let cancel = c.cancel.clone();
-    c.tasks.spawn(async move {
+    let cancel = c.api.cancel.clone();
+    c.api.tasks.spawn(async move {
         while !cancel.is_cancelled() {
             if alive.load(Ordering::SeqCst) {
                 let patch = Patch::Merge(json!({"spec": {"renewTime": now_micro()}}));

@@ -3,6 +3,7 @@
 //! (Each test module adds its own `mod` line below.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+mod harness;
 mod lifecycle;
 mod replication;
 mod scheduler;

@@ -4,77 +4,32 @@
 //! a node that fits appears.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
 
+use crate::harness::{Api, NS, wait_for};
 use serde_json::{Value, json};
 use skiff_api::registry::{self, Resource};
-use skiff_apiserver::{ApiServerConfig, RunningServer};
-use skiff_client::{Client, ClusterConfig, ListParams};
+use skiff_client::{Client, ListParams};
 use skiff_controllers::{Context, ControllerConfig};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-
-const NS: &str = "default";
-const WAIT: Duration = Duration::from_secs(30);
 
 struct Cluster {
     client: Client,
-    cancel: CancellationToken,
-    tasks: TaskTracker,
-    _server: RunningServer,
-    _dir: tempfile::TempDir,
+    api: Api,
 }
 
 impl Cluster {
     /// An API server, the pods and nodes informers, and the scheduler.
     async fn start() -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let store = skiff_store::embedded::EmbeddedStore::open(
-            &dir.path().join("state.db"),
-            Default::default(),
-        )
-        .await
-        .unwrap();
-        let cancel = CancellationToken::new();
-        let server = skiff_apiserver::start(
-            ApiServerConfig {
-                listen: "127.0.0.1:0".parse().unwrap(),
-                data_dir: dir.path().join("server"),
-                tls: false,
-                bookmark_interval: Duration::from_millis(500),
-                shutdown_grace: Duration::from_secs(1),
-                ..Default::default()
-            },
-            Arc::new(store),
-            cancel.clone(),
-        )
-        .await
-        .unwrap();
-        let client = Client::new(&ClusterConfig {
-            source: dir.path().join("kubeconfig"),
-            context: "test".into(),
-            server: server.url(),
-            ca_pem: None,
-            insecure_skip_tls_verify: false,
-            token: Some(server.tokens().admin().to_string()),
-            namespace: NS.into(),
-        })
-        .unwrap();
+        let api = Api::start().await;
+        let client = api.client.clone();
+        let cancel = api.cancel.clone();
         let ctx = Context::new(client.clone(), ControllerConfig::default());
-        let tasks = TaskTracker::new();
+        let tasks = api.tasks.clone();
         for informer in [ctx.informers.pods.clone(), ctx.informers.nodes.clone()] {
             let cancel = cancel.clone();
             tasks.spawn(async move { informer.run(cancel).await });
         }
         tasks.spawn(skiff_controllers::scheduler::run(ctx, cancel.clone()));
-        Cluster {
-            client,
-            cancel,
-            tasks,
-            _server: server,
-            _dir: dir,
-        }
+        Cluster { client, api }
     }
 
     async fn create(&self, r: &Resource, object: Value) -> Value {
@@ -86,30 +41,7 @@ impl Cluster {
     }
 
     async fn stop(self) {
-        self.cancel.cancel();
-        self.tasks.close();
-        tokio::time::timeout(Duration::from_secs(10), self.tasks.wait())
-            .await
-            .expect("the scheduler stops within 10 s");
-    }
-}
-
-/// Polls `check` until it answers `Some`, failing the test after `WAIT`.
-async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.api.stop().await;
     }
 }
 
