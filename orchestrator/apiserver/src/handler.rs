@@ -47,7 +47,7 @@ impl std::fmt::Debug for Api {
 
 /// An object as stored, with its revision and lease.
 struct Stored {
-    object: Value,
+    object: Arc<Value>,
     mod_revision: Revision,
     lease: Option<LeaseId>,
 }
@@ -89,7 +89,7 @@ impl Api {
                     .await?;
                 self.cache.get(&key).map(|o| o.object)
             }
-            None => self.read_store(&key).await?.map(|(v, _)| Arc::new(v)),
+            None => self.read_store(&key).await?.map(|(v, _)| v),
         };
         match obj {
             Some(o) => Ok(ok((*o).clone())),
@@ -105,11 +105,14 @@ impl Api {
         name: &str,
     ) -> Result<Option<Value>, ApiError> {
         let key = resources::key(r, ns.filter(|_| r.namespaced), name)?;
-        Ok(self.read_store(&key).await?.map(|(v, _)| v))
+        Ok(self
+            .read_store(&key)
+            .await?
+            .map(|(v, _)| Arc::unwrap_or_clone(v)))
     }
 
     /// One object straight from the store, with its mod revision.
-    async fn read_store(&self, key: &str) -> Result<Option<(Value, Revision)>, ApiError> {
+    async fn read_store(&self, key: &str) -> Result<Option<(Arc<Value>, Revision)>, ApiError> {
         Ok(self
             .read_stored(key)
             .await?
@@ -120,8 +123,8 @@ impl Api {
     async fn read_stored(&self, key: &str) -> Result<Option<Stored>, ApiError> {
         let (kv, _) = self.store.get(key.as_bytes()).await?;
         Ok(kv.and_then(|kv| {
-            cache::decode(&kv, kv.mod_revision).map(|v| Stored {
-                object: (*v).clone(),
+            cache::decode(&kv, kv.mod_revision).map(|object| Stored {
+                object,
                 mod_revision: kv.mod_revision,
                 lease: kv.lease,
             })
@@ -135,7 +138,7 @@ impl Api {
         key: &str,
         mod_revision: Revision,
         lease: Option<LeaseId>,
-        obj: &Value,
+        obj: &mut Value,
     ) -> Result<Option<Revision>, ApiError> {
         let txn = Txn::new()
             .when(Compare::mod_revision(key, CompareOp::Equal, mod_revision))
@@ -314,7 +317,7 @@ impl Api {
             return Ok((StatusCode::CREATED, obj, admitted.warnings));
         }
         let key = resources::key(r, ns.filter(|_| r.namespaced), &name)?;
-        let bytes = to_stored(&obj)?;
+        let bytes = to_stored(&mut obj)?;
         let lease = if resources::is(r, "", "events") {
             Some(self.event_lease().await?)
         } else {
@@ -446,7 +449,7 @@ impl Api {
             let from_cache = cached.is_some();
             let stored = match cached {
                 Some(c) => Some(Stored {
-                    object: Arc::unwrap_or_clone(c.object),
+                    object: c.object,
                     mod_revision: c.mod_revision,
                     lease: c.lease,
                 }),
@@ -497,13 +500,13 @@ impl Api {
                 }
             }
             object::set_resource_version(&mut new, mod_rev);
-            if new == current || dry_run {
+            if new == *current || dry_run {
                 if from_cache {
                     continue;
                 }
                 return Ok((StatusCode::OK, new, warnings));
             }
-            match self.cas_put(&key, mod_rev, lease, &new).await? {
+            match self.cas_put(&key, mod_rev, lease, &mut new).await? {
                 Some(rev) => {
                     object::set_resource_version(&mut new, rev);
                     return Ok((StatusCode::OK, new, warnings));
@@ -776,11 +779,11 @@ impl Api {
 
             if finalizers.is_empty() && !graceful_pod && !namespace_content {
                 if q.dry_run {
-                    return Ok(ok(current));
+                    return Ok(ok(Arc::unwrap_or_clone(current)));
                 }
                 match self.store.delete_if(key.as_bytes(), mod_rev).await? {
                     Ok(rev) => {
-                        let mut gone = current;
+                        let mut gone = Arc::unwrap_or_clone(current);
                         object::set_resource_version(&mut gone, rev);
                         return Ok(ok(gone));
                     }
@@ -789,7 +792,7 @@ impl Api {
             }
 
             // Graceful: mark, and let finalizers (or the pod's node) finish the job.
-            let mut new = current.clone();
+            let mut new = Value::clone(&current);
             let already = object::deletion_timestamp(&current).is_some();
             object::set_finalizers(&mut new, finalizers);
             if !already {
@@ -815,10 +818,10 @@ impl Api {
                 }
             }
             object::set_resource_version(&mut new, mod_rev);
-            if new == current || q.dry_run {
+            if new == *current || q.dry_run {
                 return Ok((StatusCode::OK, new, Vec::new()));
             }
-            match self.cas_put(&key, mod_rev, lease, &new).await? {
+            match self.cas_put(&key, mod_rev, lease, &mut new).await? {
                 Some(rev) => {
                     object::set_resource_version(&mut new, rev);
                     return Ok((StatusCode::OK, new, Vec::new()));
@@ -1016,10 +1019,17 @@ fn stamp_new(r: Resource, obj: &mut Value) {
 
 /// The bytes stored for an object: JSON without resourceVersion (the store revision is
 /// the resourceVersion).
-fn to_stored(obj: &Value) -> Result<Vec<u8>, ApiError> {
-    let mut v = obj.clone();
-    object::metadata_mut(&mut v).remove("resourceVersion");
-    serde_json::to_vec(&v).map_err(|e| ApiError::internal(format!("cannot encode the object: {e}")))
+/// The stored form: the object without `metadata.resourceVersion` (the store's
+/// revision is the version). Takes the field out for the encoding and puts it back,
+/// rather than copying the object.
+fn to_stored(obj: &mut Value) -> Result<Vec<u8>, ApiError> {
+    let rv = object::metadata_mut(obj).remove("resourceVersion");
+    let bytes = serde_json::to_vec(obj)
+        .map_err(|e| ApiError::internal(format!("cannot encode the object: {e}")));
+    if let Some(rv) = rv {
+        object::metadata_mut(obj).insert("resourceVersion".into(), rv);
+    }
+    bytes
 }
 
 /// Fills a missing apiVersion/kind from the URL; a different one is a 400.

@@ -91,13 +91,22 @@ pub fn schedule(pod: &PodInfo, snapshot: &Snapshot) -> Result<NodeName, Unschedu
 }
 
 /// A feasible node's raw scores.
-struct Candidate<'a> {
-    slot: &'a NodeSlot,
+#[derive(Clone, Copy, Debug)]
+struct Candidate {
+    /// Its slot in the snapshot.
     index: usize,
     /// Weighted scores that need no normalisation.
     base: i64,
     affinity: i64,
     taints: i64,
+}
+
+/// Buffers a decision works in, kept between decisions by a scheduler so that each
+/// does not allocate (and fault in) a fresh candidate list and owner-count vector.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    feasible: Vec<Candidate>,
+    owned: Vec<u32>,
 }
 
 /// Picks the node for `pod`: filter nodes from slot `start` on (wrapping) until enough
@@ -109,11 +118,23 @@ pub fn schedule_with(
     options: &ScheduleOptions,
     start: usize,
 ) -> Result<Decision, Unschedulable> {
+    schedule_in(pod, snapshot, options, start, &mut Scratch::default())
+}
+
+/// [`schedule_with`], working in `scratch`.
+pub fn schedule_in(
+    pod: &PodInfo,
+    snapshot: &Snapshot,
+    options: &ScheduleOptions,
+    start: usize,
+    scratch: &mut Scratch,
+) -> Result<Decision, Unschedulable> {
     let weights = &options.weights;
     let slots = snapshot.slots();
     let to_find =
         feasible_nodes_to_find(snapshot.node_count(), options.percentage_of_nodes_to_score);
-    let mut feasible: Vec<Candidate<'_>> = Vec::with_capacity(to_find.min(slots.len()));
+    let feasible = &mut scratch.feasible;
+    feasible.clear();
     let mut examined = 0;
     for i in 0..slots.len() {
         if feasible.len() >= to_find {
@@ -129,66 +150,72 @@ pub fn schedule_with(
         let base = weights.least_allocated * score::least_allocated(pod, info, &slot.usage)
             + weights.balanced * score::balanced_allocation(pod, info, &slot.usage);
         feasible.push(Candidate {
-            slot,
             index,
             base,
             affinity: score::node_affinity_raw(pod, info),
             taints: score::intolerable_taints_raw(pod, info),
         });
     }
-    let decision = |c: &Candidate<'_>| Decision {
-        node: c.slot.name.clone(),
+    let slot_of = |c: &Candidate| slots.get(c.index).and_then(Option::as_ref);
+    let decision = |slot: &NodeSlot| Decision {
+        node: slot.name.clone(),
         examined,
     };
     match feasible.as_slice() {
         [] => return Err(explain(pod, snapshot)),
-        [only] => return Ok(decision(only)),
+        [only] => {
+            return slot_of(only)
+                .map(decision)
+                .ok_or_else(|| explain(pod, snapshot));
+        }
         _ => {}
     }
 
     // How many of the owner's pods each slot has, as a dense vector.
-    let mut owned = Vec::new();
+    let owned = &mut scratch.owned;
+    owned.clear();
     if let Some(counts) = pod.owner.as_deref().and_then(|o| snapshot.owner_counts(o)) {
-        owned = vec![0u32; slots.len()];
+        owned.resize(slots.len(), 0);
         for (&slot, &n) in counts {
             if let Some(c) = owned.get_mut(slot) {
                 *c = n;
             }
         }
     }
-    let count = |c: &Candidate<'_>| owned.get(c.index).copied().unwrap_or(0);
+    let count = |c: &Candidate| owned.get(c.index).copied().unwrap_or(0);
     let max_count = feasible.iter().map(count).max().unwrap_or(0);
     let max_affinity = feasible.iter().map(|c| c.affinity).max().unwrap_or(0);
     let max_taints = feasible.iter().map(|c| c.taints).max().unwrap_or(0);
 
     let pod_hash = snapshot::fnv1a(pod.uid.as_bytes());
-    let mut best: Option<(&Candidate<'_>, i64, u64)> = None;
-    for c in &feasible {
+    let mut best: Option<(&NodeSlot, i64, u64)> = None;
+    for c in feasible.iter() {
+        let Some(slot) = slot_of(c) else { continue };
         let total = c.base
             + weights.spread * score::spread(count(c), max_count)
             + weights.node_affinity * score::normalize(c.affinity, max_affinity, false)
             + weights.taint_toleration * score::normalize(c.taints, max_taints, true);
-        let tie = mix(pod_hash ^ c.slot.name_hash);
+        let tie = mix(pod_hash ^ slot.name_hash);
         let better = match best {
             None => true,
             Some((b, b_total, b_tie)) => {
                 (
                     total,
                     std::cmp::Reverse(tie),
-                    std::cmp::Reverse(&*c.slot.name),
+                    std::cmp::Reverse(&*slot.name),
                 ) > (
                     b_total,
                     std::cmp::Reverse(b_tie),
-                    std::cmp::Reverse(&*b.slot.name),
+                    std::cmp::Reverse(&*b.name),
                 )
             }
         };
         if better {
-            best = Some((c, total, tie));
+            best = Some((slot, total, tie));
         }
     }
     match best {
-        Some((c, ..)) => Ok(decision(c)),
+        Some((slot, ..)) => Ok(decision(slot)),
         None => Err(explain(pod, snapshot)),
     }
 }

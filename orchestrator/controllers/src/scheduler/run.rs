@@ -35,7 +35,7 @@ use super::node::NodeInfo;
 use super::pod::PodInfo;
 use super::queue::SchedulingQueue;
 use super::snapshot::Snapshot;
-use super::{NodeName, ScheduleOptions, schedule_with};
+use super::{NodeName, ScheduleOptions, Scratch, schedule_in};
 use crate::context::{Context, EventRecorder};
 
 /// The component name on the scheduler's Events, as Kubernetes'.
@@ -102,6 +102,7 @@ pub async fn run_with(ctx: Context, config: SchedulerConfig, cancel: Cancellatio
         reports,
         cluster_changed: false,
         next_start: 0,
+        scratch: Scratch::default(),
     };
     let scheduling = async {
         scheduler.run(&cancel).await;
@@ -147,6 +148,8 @@ struct Scheduler {
     cluster_changed: bool,
     /// The node slot the next decision starts filtering at.
     next_start: usize,
+    /// Buffers reused by each decision.
+    scratch: Scratch,
 }
 
 impl Scheduler {
@@ -235,7 +238,13 @@ impl Scheduler {
             if decided % DECISIONS_PER_YIELD == 0 {
                 tokio::task::yield_now().await;
             }
-            match schedule_with(&pod, &self.snapshot, &self.config.options, self.next_start) {
+            match schedule_in(
+                &pod,
+                &self.snapshot,
+                &self.config.options,
+                self.next_start,
+                &mut self.scratch,
+            ) {
                 Ok(super::Decision { node, examined }) => {
                     self.next_start =
                         (self.next_start + examined) % self.snapshot.slots().len().max(1);
