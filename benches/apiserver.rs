@@ -14,10 +14,6 @@
 //! p99 <= 1 s; read-only calls p99 <= 1 s per object, 5 s namespace-wide, 30 s
 //! cluster-wide. Watch latency has no official SLO.
 
-/// The binary's allocator, so the numbers are the binary's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};

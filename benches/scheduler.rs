@@ -21,10 +21,6 @@
 //! store, informers, scheduler and every client share this process and this machine's
 //! cores.
 
-/// The binary's allocator, so the numbers are the binary's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -5,10 +5,6 @@
 //! `SKIFF_ETCD_BIN`, else `etcd` on the PATH) and is skipped if there is none.
 //! `SKIFF_BENCH_VALUE_BYTES` sets the value size (default 256).
 
-/// The binary's allocator, so the numbers are the binary's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::sync::Arc;
 use std::time::Instant;
 

@@ -23,12 +23,6 @@ mod wait;
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc: the API server, informers and agents allocate many small JSON values on
-/// several threads; it spends less CPU and faults fewer pages than glibc's malloc there
-/// (see benches/scheduler.rs).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Debug, Parser)]
 #[command(
     name = "skiff",
