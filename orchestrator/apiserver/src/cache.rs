@@ -13,7 +13,7 @@
 //! caller falls back to a direct store watch (which fails with 410 below the store's
 //! kept history).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -70,6 +70,11 @@ pub struct CachedObject {
 struct CacheState {
     revision: Revision,
     objects: BTreeMap<String, CachedObject>,
+    /// Objects this server has just written, by key, with the revision of the write:
+    /// when the store's event for that write arrives, the cache takes the object from
+    /// here instead of decoding the stored bytes again. Only writes above `revision`
+    /// are kept, and each is gone once the cache has applied its revision.
+    written: HashMap<String, (Revision, Arc<Value>)>,
     /// Events with revision in (`window_start`, `revision`], in revision order.
     events: VecDeque<CacheEvent>,
     window_start: Revision,
@@ -112,6 +117,7 @@ impl WatchCache {
             state: Mutex::new(CacheState {
                 revision,
                 objects,
+                written: HashMap::new(),
                 events: VecDeque::new(),
                 window_start: revision,
             }),
@@ -188,6 +194,7 @@ impl WatchCache {
                         let mut st = self.lock();
                         st.objects = objects;
                         st.events.clear();
+                        st.written.clear();
                         st.revision = revision;
                         st.window_start = revision;
                         drop(st);
@@ -225,8 +232,12 @@ impl WatchCache {
             let key = String::from_utf8_lossy(&ev.kv.key).into_owned();
             match ev.kind {
                 EventKind::Put => {
-                    let Some(obj) = decode(&ev.kv, ev.kv.mod_revision) else {
-                        continue;
+                    let obj = match st.written.remove(&key) {
+                        Some((rev, obj)) if rev == ev.kv.mod_revision => obj,
+                        _ => match decode(&ev.kv, ev.kv.mod_revision) {
+                            Some(obj) => obj,
+                            None => continue,
+                        },
                     };
                     let prev = st.objects.get(&key).map(|o| o.object.clone());
                     let kind = if prev.is_some() {
@@ -274,6 +285,7 @@ impl WatchCache {
             }
         }
         st.revision = revision;
+        st.written.retain(|_, (rev, _)| *rev > revision);
         while st.events.len() > self.capacity {
             if let Some(ev) = st.events.pop_front() {
                 // Everything at or below this revision may now be incomplete.
@@ -317,6 +329,16 @@ impl WatchCache {
             .map(|(_, o)| o.clone())
             .collect();
         (items, st.revision)
+    }
+
+    /// Tells the cache that this server wrote `object` (resourceVersion set) under `key`
+    /// at `revision`, so that applying the store's event for it needs no decode. The
+    /// object must be exactly what was stored.
+    pub fn written(&self, key: &str, revision: Revision, object: Arc<Value>) {
+        let mut st = self.lock();
+        if revision > st.revision {
+            st.written.insert(key.to_string(), (revision, object));
+        }
     }
 
     /// One object by key.
@@ -436,5 +458,72 @@ pub fn decode(kv: &KeyValue, revision: Revision) -> Option<Arc<Value>> {
             tracing::warn!(key = %String::from_utf8_lossy(&kv.key), error = %e, "skipping undecodable stored object");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+    use skiff_store::embedded::{EmbeddedOptions, EmbeddedStore};
+
+    async fn wait_until(cache: &WatchCache, revision: Revision) {
+        cache
+            .wait_for(revision, Duration::from_secs(10))
+            .await
+            .unwrap();
+    }
+
+    /// An object the server says it wrote is taken as it is; a claim for another revision
+    /// is ignored (the stored bytes are decoded) and forgotten.
+    #[tokio::test]
+    async fn written_objects_skip_the_decode_only_for_their_revision() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            EmbeddedStore::open(dir.path().join("s.db"), EmbeddedOptions::default())
+                .await
+                .unwrap(),
+        );
+        let cancel = CancellationToken::new();
+        let cache = WatchCache::new(store.clone(), 100, cancel.clone())
+            .await
+            .unwrap();
+        let key = "/registry/pods/default/p";
+        let stored = json!({"kind": "Pod", "metadata": {"name": "p"}, "spec": {"nodeName": "n1"}});
+        let rev = store
+            .put(key.as_bytes(), serde_json::to_vec(&stored).unwrap())
+            .await
+            .unwrap();
+        let mut object = stored.clone();
+        object::set_resource_version(&mut object, rev);
+        let hint = Arc::new(object.clone());
+        cache.written(key, rev, Arc::clone(&hint));
+        // A second key, claimed at a revision its write does not have.
+        let other = "/registry/pods/default/q";
+        let rev2 = store
+            .put(other.as_bytes(), serde_json::to_vec(&stored).unwrap())
+            .await
+            .unwrap();
+        cache.written(other, rev2 + 1, Arc::new(json!({"wrong": true})));
+
+        tokio::spawn(Arc::clone(&cache).run());
+        wait_until(&cache, rev2).await;
+        let got = cache.get(key).unwrap();
+        assert!(
+            Arc::ptr_eq(&got.object, &hint),
+            "the written object is shared"
+        );
+        assert_eq!(*got.object, object);
+        let q = cache.get(other).unwrap();
+        assert_eq!(q.object["spec"]["nodeName"], "n1", "decoded from the store");
+        assert_eq!(
+            object::resource_version(&q.object),
+            Some(rev2.to_string().as_str())
+        );
+        // An old claim (at or below what the cache applied) is not kept at all.
+        cache.written(key, rev, Arc::new(json!({})));
+        assert!(cache.lock().written.is_empty());
+        cancel.cancel();
     }
 }

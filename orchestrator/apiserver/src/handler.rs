@@ -425,8 +425,29 @@ impl Api {
         name: &str,
         precondition: Option<Revision>,
         dry_run: bool,
-        mut mutate: F,
+        mutate: F,
     ) -> Result<Answer, ApiError>
+    where
+        F: FnMut(&Value) -> Result<Admitted, ApiError>,
+    {
+        let (status, object, warnings) = self
+            .write_shared(r, ns, name, precondition, dry_run, mutate)
+            .await?;
+        Ok((status, Arc::unwrap_or_clone(object), warnings))
+    }
+
+    /// [`Api::write`], answering with the object as the watch cache shares it: a written
+    /// object is handed to the cache, which then need not decode it from the store's
+    /// event (a caller that does not answer with the object copies nothing).
+    async fn write_shared<F>(
+        &self,
+        r: Resource,
+        ns: Option<&str>,
+        name: &str,
+        precondition: Option<Revision>,
+        dry_run: bool,
+        mut mutate: F,
+    ) -> Result<(StatusCode, Arc<Value>, Vec<String>), ApiError>
     where
         F: FnMut(&Value) -> Result<Admitted, ApiError>,
     {
@@ -486,12 +507,12 @@ impl Api {
                     if from_cache {
                         continue;
                     }
-                    return Ok((StatusCode::OK, new, warnings));
+                    return Ok((StatusCode::OK, Arc::new(new), warnings));
                 }
                 match self.store.delete_if(key.as_bytes(), mod_rev).await? {
                     Ok(rev) => {
                         object::set_resource_version(&mut new, rev);
-                        return Ok((StatusCode::OK, new, warnings));
+                        return Ok((StatusCode::OK, Arc::new(new), warnings));
                     }
                     Err(_) if precondition.is_some() => {
                         return Err(ApiError::stale(r.group, r.plural, name));
@@ -504,11 +525,13 @@ impl Api {
                 if from_cache {
                     continue;
                 }
-                return Ok((StatusCode::OK, new, warnings));
+                return Ok((StatusCode::OK, Arc::new(new), warnings));
             }
             match self.cas_put(&key, mod_rev, lease, &mut new).await? {
                 Some(rev) => {
                     object::set_resource_version(&mut new, rev);
+                    let new = Arc::new(new);
+                    self.cache.written(&key, rev, Arc::clone(&new));
                     return Ok((StatusCode::OK, new, warnings));
                 }
                 None if precondition.is_some() => {
@@ -629,7 +652,7 @@ impl Api {
                 )
             })?
             .to_string();
-        self.write(r, ns, name, None, false, |current| {
+        self.write_shared(r, ns, name, None, false, |current| {
             if let Some(bound) = current
                 .pointer("/spec/nodeName")
                 .and_then(Value::as_str)
