@@ -80,6 +80,11 @@ pub struct NodeArgs {
     /// public roots (a private registry or file server)
     #[arg(long, value_name = "PATH")]
     image_ca_file: Option<PathBuf>,
+
+    /// The node Lease's duration (the kubelet's flag). The agent renews it every quarter of
+    /// this, which must stay well under the server's --node-monitor-grace-period
+    #[arg(long, value_name = "SECONDS", default_value_t = 40, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    node_lease_duration_seconds: u64,
 }
 
 /// The wasmtime host, trusting `image_ca_file` for https:// images.
@@ -228,6 +233,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| default_pod_cidr(node_ip));
     config.labels = parse_labels(&args.labels)?;
+    config.lease_duration = std::time::Duration::from_secs(args.node_lease_duration_seconds);
 
     let cancel = CancellationToken::new();
     let agent = Agent::start(config, client.clone(), host, cancel.clone())

@@ -46,6 +46,9 @@ impl Node {
             .args(["--node-ip", &format!("127.0.0.{}", n + 1)])
             .args(["--agent-port", "0"])
             .args(["--pod-cidr", &format!("10.42.{n}.0/24")])
+            // Renewed every second: well inside the server's 3 s grace, so that the
+            // live nodes never look unreachable (which would pause evictions).
+            .args(["--node-lease-duration-seconds", "4"])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
